@@ -1,0 +1,1 @@
+"""topoxai: a reproducible heart-disease classifier with topological explanations."""

@@ -1,0 +1,76 @@
+"""The research code's data steps: read the raw CSV, drop impossible rows, split."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from topoxai.features import DataError, categorical_block, numeric_block, require_columns
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Filtered:
+    frame: pd.DataFrame
+    nonpositive: dict[str, int]  # rows with a value <= 0, per column (a row may count twice)
+
+
+def read_raw(path: Path, *, target: str, categorical: list[str]) -> pd.DataFrame:
+    """Read the raw CSV; categoricals stay strings so that 0/1 codes one-hot like text."""
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in categorical}, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    require_columns(frame, [target, *categorical])
+    if frame.empty:
+        raise DataError(f"{path}: no rows")
+    if frame[target].isna().any():
+        i = int(np.argmax(frame[target].isna().to_numpy()))
+        raise DataError(f"column {target}, line {i + 2}: an empty target value")
+    numeric = [c for c in frame.columns if c != target and c not in categorical]
+    numeric_block(frame, numeric)  # raises on NaN or text in a numeric column
+    for column in categorical:
+        categorical_block(frame, column)
+    return frame
+
+
+def drop_nonpositive(frame: pd.DataFrame, columns: list[str]) -> Filtered:
+    """Drop rows where any of `columns` is <= 0 (0 encodes 'not measured' in this dataset)."""
+    require_columns(frame, columns)
+    bad = {c: frame[c].to_numpy() <= 0 for c in columns}
+    keep = ~np.logical_or.reduce(list(bad.values())) if bad else np.ones(len(frame), bool)
+    kept = frame[keep]
+    if kept.empty:
+        raise DataError(f"no rows left after dropping non-positive values in {', '.join(columns)}")
+    return Filtered(kept, {c: int(b.sum()) for c, b in bad.items()})
+
+
+def stratified_split(
+    frame: pd.DataFrame, target: str, ratios: tuple[float, float, float], random_state: int
+) -> dict[str, pd.DataFrame]:
+    """Train/val/test split that keeps the class balance in each part."""
+    from sklearn.model_selection import train_test_split
+
+    counts = frame[target].value_counts()
+    smallest = counts.idxmin()
+    smallest = smallest.item() if isinstance(smallest, np.generic) else smallest
+    need = int(np.ceil(1 / min(ratios)))
+    if counts.min() < need:
+        raise DataError(
+            f"column {target}: class {smallest!r} has {counts.min()} rows, too few to stratify "
+            f"into data.split {list(ratios)} (needs at least {need})"
+        )
+    train_ratio, val_ratio, test_ratio = ratios
+    rest, test = train_test_split(
+        frame, test_size=test_ratio, stratify=frame[target], random_state=random_state
+    )
+    train, val = train_test_split(
+        rest,
+        test_size=val_ratio / (train_ratio + val_ratio),
+        stratify=rest[target],
+        random_state=random_state,
+    )
+    # Sorted by original row: the files then diff cleanly and do not depend on shuffle order.
+    return {name: part.sort_index() for name, part in zip(SPLITS, (train, val, test))}

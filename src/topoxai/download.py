@@ -1,0 +1,182 @@
+"""Fetch the raw CSV from a package, a URL or a path, atomically and verified.
+
+Only the standard library and tqdm: this stage must start in well under a second.
+"""
+
+import csv
+import http.client
+import importlib.util
+import io
+import os
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import BinaryIO
+
+from topoxai.errors import UserError
+from topoxai.files import sha256_file, umask
+
+CHUNK = 1 << 16
+PROGRESS_MIN_BYTES = 1 << 20
+
+
+class DownloadError(UserError):
+    pass
+
+
+class _Transient(Exception):
+    """A failure worth retrying: timeout, connection reset, 5xx, truncated body."""
+
+
+def fetch(
+    source: str,
+    dest: Path,
+    *,
+    sha256: str | None,
+    target: str,
+    timeout: float = 30.0,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> str:
+    """Copy `source` to `dest` if it verifies; return its sha256. `dest` is untouched on error."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if source.startswith(("http://", "https://")):
+                _fetch_http(source, out, timeout=timeout, retries=retries, backoff=backoff)
+            else:
+                with resolve_local(source).open("rb") as src:
+                    shutil.copyfileobj(src, out, CHUNK)
+        digest = sha256_file(tmp)
+        if sha256 is not None and digest != sha256:
+            raise DownloadError(
+                f"{source}: sha256 is {digest}, expected {sha256} (data.sha256); "
+                "set data.sha256 to the new value if this data is intended, or null to skip the check"
+            )
+        check_csv(tmp.read_bytes(), target, source)
+        tmp.chmod(0o666 & ~umask())  # mkstemp makes 0600; give the file normal permissions
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest
+
+
+def resolve_local(source: str) -> Path:
+    """Map pkg://dist/path, file:// URLs and plain paths to a readable file."""
+    if source.startswith("pkg://"):
+        package, _, inner = source.removeprefix("pkg://").partition("/")
+        # find_spec locates a top-level package without running its __init__ (which may
+        # import pandas and cost this stage its fast start).
+        spec = importlib.util.find_spec(package) if package.isidentifier() else None
+        if spec is None or not spec.submodule_search_locations:
+            raise DownloadError(
+                f"{source}: package {package!r} is not installed (pip install {package})"
+            )
+        path = Path(next(iter(spec.submodule_search_locations))) / inner
+    elif source.startswith("file://"):
+        parsed = urllib.parse.urlparse(source)
+        path = Path(urllib.request.url2pathname(parsed.path))
+    else:
+        path = Path(source)
+    if not path.is_file():
+        raise DownloadError(f"{source}: no such file ({path})")
+    return path
+
+
+def _fetch_http(url: str, out: BinaryIO, *, timeout: float, retries: int, backoff: float) -> None:
+    for attempt in range(retries + 1):
+        out.seek(0)
+        out.truncate()
+        try:
+            _get_once(url, out, timeout)
+            return
+        except _Transient as err:
+            if attempt == retries:
+                attempts = f"{retries + 1} attempt" + ("s" if retries else "")
+                raise DownloadError(f"{url}: {err} (after {attempts})") from None
+            time.sleep(backoff * 2**attempt)
+
+
+def _get_once(url: str, out: BinaryIO, timeout: float) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "topoxai-download"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            ctype = resp.headers.get("Content-Type", "")
+            if "html" in ctype.lower():
+                raise DownloadError(
+                    f"{url}: the server sent an HTML page ({ctype}), not a CSV; check the URL"
+                )
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            received = _copy_with_progress(resp, out, total)
+    except urllib.error.HTTPError as err:
+        if err.code >= 500 or err.code == 429:
+            raise _Transient(f"HTTP {err.code} {err.reason}") from None
+        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
+    except (TimeoutError, ConnectionError, http.client.IncompleteRead) as err:
+        raise _Transient(_describe_network_error(err, timeout)) from None
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, TimeoutError | ConnectionError):
+            raise _Transient(_describe_network_error(err.reason, timeout)) from None
+        raise DownloadError(f"{url}: cannot connect ({err.reason})") from None
+    if total is not None and received != total:
+        raise _Transient(f"truncated body: got {received} of {total} bytes")
+
+
+def _copy_with_progress(resp: BinaryIO, out: BinaryIO, total: int | None) -> int:
+    from tqdm import tqdm
+
+    quiet = total is not None and total < PROGRESS_MIN_BYTES
+    received = 0
+    with tqdm(total=total, unit="B", unit_scale=True, disable=quiet, leave=False) as bar:
+        while chunk := resp.read(CHUNK):
+            out.write(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+    return received
+
+
+def _describe_network_error(err: BaseException, timeout: float) -> str:
+    if isinstance(err, TimeoutError):
+        return f"timed out after {timeout:g} s"
+    if isinstance(err, http.client.IncompleteRead):
+        return f"truncated body: got {len(err.partial)} bytes, more expected"
+    return f"connection failed ({err})"
+
+
+def check_csv(content: bytes, target: str, source: str) -> None:
+    """Raise DownloadError unless `content` is a rectangular CSV with the target column."""
+    if not content.strip():
+        raise DownloadError(f"{source}: the file is empty")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DownloadError(f"{source}: not a UTF-8 text file; expected a CSV") from None
+    head = text.lstrip()[:512].lower()
+    if head.startswith("<") or "<html" in head:
+        raise DownloadError(f"{source}: this is an HTML page, not a CSV; check the URL")
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows)
+    if target not in header:
+        raise DownloadError(
+            f"{source}: no target column {target!r} in the header (data.target); "
+            f"columns are {', '.join(header)}"
+        )
+    count = 0
+    for number, row in enumerate(rows, start=1):
+        if not row:
+            continue  # blank lines are not rows, for the csv module nor for pandas
+        if len(row) != len(header):
+            raise DownloadError(
+                f"{source}: row {number} has {len(row)} fields, the header has {len(header)} "
+                "(truncated or malformed CSV)"
+            )
+        count += 1
+    if count == 0:
+        raise DownloadError(f"{source}: the CSV has a header but no rows")

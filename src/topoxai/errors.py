@@ -1,0 +1,17 @@
+"""Errors a user can fix, and how stages report them."""
+
+import sys
+from collections.abc import Callable
+
+
+class UserError(Exception):
+    """A problem in the user's params, data or files; reported as one line, no traceback."""
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a stage's main(); a UserError becomes one line on stderr and exit status 1."""
+    try:
+        main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,135 @@
+"""The fitted preprocessing: standardized numerics and one-hot categoricals, saved as JSON.
+
+Kept free of scikit-learn so that the same transform can be applied anywhere from a
+plain JSON file: the preprocess stage fits it, training reads its output, prediction
+re-applies it to raw rows.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from topoxai.errors import UserError
+
+FORMAT_VERSION = 1
+
+
+class DataError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    target: str
+    classes: list[Any]
+    numeric: list[str]
+    means: list[float]
+    scales: list[float]
+    categorical: list[str]
+    categories: list[list[str]]
+    source_sha256: str
+
+    @property
+    def feature_names(self) -> list[str]:
+        onehot = [f"{c}={v}" for c, cats in zip(self.categorical, self.categories) for v in cats]
+        return self.numeric + onehot
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw rows -> float64 features; unknown categories become all-zero columns."""
+        require_columns(frame, [*self.numeric, *self.categorical])
+        numeric = numeric_block(frame, self.numeric)
+        parts = [(numeric - np.asarray(self.means)) / np.asarray(self.scales)]
+        for column, cats in zip(self.categorical, self.categories):
+            values = categorical_block(frame, column)
+            parts.append((values[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(float))
+        return np.hstack(parts)
+
+    def encode_target(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class labels -> indices into `classes`."""
+        index = {label: i for i, label in enumerate(self.classes)}
+        labels = frame[self.target].tolist()
+        unknown = [v for v in labels if v not in index]
+        if unknown:
+            raise DataError(
+                f"column {self.target}: unknown class {unknown[0]!r} (known: {self.classes})"
+            )
+        return np.array([index[v] for v in labels], dtype=np.int64)
+
+    def to_json(self) -> str:
+        return json.dumps({"format_version": FORMAT_VERSION, **asdict(self)}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Preprocessor":
+        spec = json.loads(text)
+        if spec.pop("format_version", None) != FORMAT_VERSION:
+            raise DataError(f"preprocessing spec: format_version must be {FORMAT_VERSION}")
+        return cls(**spec)
+
+    @classmethod
+    def load(cls, path: Path) -> "Preprocessor":
+        return cls.from_json(path.read_text(encoding="utf-8"))
+
+
+def fit(
+    train: pd.DataFrame, *, target: str, categorical: list[str], source_sha256: str
+) -> Preprocessor:
+    """Learn means, scales and categories from the training rows only."""
+    numeric = [c for c in train.columns if c != target and c not in categorical]
+    values = numeric_block(train, numeric)
+    means = values.mean(axis=0)
+    scales = values.std(axis=0)
+    # A constant column has nothing to standardize; leave it centred (as StandardScaler does).
+    scales[scales == 0] = 1.0
+    return Preprocessor(
+        target=target,
+        classes=sorted(train[target].unique().tolist()),
+        numeric=numeric,
+        means=means.tolist(),
+        scales=scales.tolist(),
+        categorical=list(categorical),
+        categories=[sorted(set(categorical_block(train, c).tolist())) for c in categorical],
+        source_sha256=source_sha256,
+    )
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"missing column {missing[0]} (columns present: {', '.join(frame.columns)})"
+        )
+
+
+def numeric_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The columns as float64, or DataError naming the first empty or non-numeric cell."""
+    out = np.empty((len(frame), len(columns)))
+    for j, column in enumerate(columns):
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            i = int(np.argmax(bad))
+            cell = raw.iloc[i]
+            what = "an empty value" if pd.isna(cell) or str(cell).strip() == "" else f"{cell!r}"
+            raise DataError(f"column {column}, {line_of(frame, i)}: {what} is not a number")
+        out[:, j] = values.to_numpy(dtype=float)
+    return out
+
+
+def categorical_block(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The column as strings, or DataError naming the first empty cell."""
+    raw = frame[column]
+    empty = raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy()
+    if empty.any():
+        i = int(np.argmax(empty))
+        raise DataError(f"column {column}, {line_of(frame, i)}: an empty value")
+    return raw.astype(str).to_numpy(dtype=object)
+
+
+def line_of(frame: pd.DataFrame, position: int) -> str:
+    """Where a row came from: frames read from CSV keep the default index, so line = index + 2."""
+    return f"line {frame.index[position] + 2}"

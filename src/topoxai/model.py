@@ -1,0 +1,33 @@
+"""The network: a plain ReLU MLP, kept apart from the Lightning training wrapper."""
+
+import itertools
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    """Linear -> ReLU (-> dropout) per hidden layer, then a linear layer to class logits."""
+
+    def __init__(
+        self, in_features: int, hidden: tuple[int, ...], out_features: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        sizes = [in_features, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.output = nn.Linear(sizes[-1], out_features)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.hidden:
+            x = self.dropout(torch.relu(layer(x)))
+        return self.output(x)
+
+    def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each hidden layer's output after ReLU, then the logits (for topological analysis)."""
+        out = []
+        for layer in self.hidden:
+            x = torch.relu(layer(x))
+            out.append(x)
+        out.append(self.output(x))
+        return out

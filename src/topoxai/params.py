@@ -1,0 +1,199 @@
+"""params.yaml as typed, frozen objects; every mistake is one line that names the key."""
+
+import dataclasses
+import math
+import re
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from topoxai.errors import UserError
+
+SOURCE_SCHEMES = ("pkg://", "http://", "https://", "file://")
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class ParamsError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str
+    sha256: str | None
+    target: str
+    categorical: tuple[str, ...]
+    positive: tuple[str, ...]
+    split: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        if not self.source.strip():
+            raise ParamsError("data.source must not be empty")
+        if "://" in self.source and not self.source.startswith(SOURCE_SCHEMES):
+            schemes = ", ".join(SOURCE_SCHEMES)
+            raise ParamsError(
+                f"data.source {self.source!r}: unsupported scheme (use {schemes} or a path)"
+            )
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ParamsError("data.sha256 must be 64 lowercase hex digits or null")
+        if self.target in self.categorical or self.target in self.positive:
+            raise ParamsError(f"data.target {self.target!r} must not be a feature column too")
+        if any(r <= 0 for r in self.split):
+            raise ParamsError(f"data.split ratios must all be > 0 (got {list(self.split)})")
+        if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
+            raise ParamsError(
+                f"data.split must sum to 1 (got {list(self.split)}, sum {sum(self.split):g})"
+            )
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    hidden: tuple[int, ...]
+    dropout: float
+    optimizer: Literal["sgd", "adam", "adamw"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    accelerator: str
+    devices: int | str | tuple[int, ...]
+    strategy: str
+    precision: str
+    threads: int
+
+    def __post_init__(self) -> None:
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ParamsError(
+                f"train.hidden must be a non-empty list of sizes >= 1 (got {list(self.hidden)})"
+            )
+        _check_range("train.dropout", self.dropout, 0.0, 1.0, hi_open=True)
+        if self.lr <= 0:
+            raise ParamsError(f"train.lr must be > 0 (got {self.lr:g})")
+        _check_range("train.momentum", self.momentum, 0.0, 1.0, hi_open=True)
+        if self.weight_decay < 0:
+            raise ParamsError(f"train.weight_decay must be >= 0 (got {self.weight_decay:g})")
+        for key in ("batch_size", "max_epochs", "patience", "threads"):
+            if getattr(self, key) < 1:
+                raise ParamsError(f"train.{key} must be >= 1 (got {getattr(self, key)})")
+
+
+@dataclass(frozen=True)
+class ClearMLParams:
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    data: DataParams
+    train: TrainParams
+    clearml: ClearMLParams
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ParamsError(f"seed must be >= 0 (got {self.seed})")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate the whole params file; raise ParamsError naming the bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ParamsError(f"{path}: not valid YAML{where}") from None
+    try:
+        return parse(Params, raw, "")
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err}") from None
+
+
+def parse(cls: type, raw: Any, prefix: str) -> Any:
+    """Build dataclass `cls` from a mapping, rejecting unknown, missing and mistyped keys."""
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where} must be a mapping of keys to values")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ParamsError(f"unknown key {prefix}{unknown[0]} (known: {', '.join(fields)})")
+    missing = [name for name in fields if name not in raw]
+    if missing:
+        raise ParamsError(f"missing key {prefix}{missing[0]}")
+    hints = get_type_hints(cls)
+    values = {name: _coerce(raw[name], hints[name], prefix + name) for name in fields}
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return parse(hint, value, key + ".")  # type: ignore[arg-type]
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        for option in get_args(hint):
+            try:
+                return _coerce(value, option, key)
+            except ParamsError:
+                continue
+        raise ParamsError(f"{key} must be {_describe(hint)} (got {value!r})")
+    if origin is Literal:
+        if value not in get_args(hint):
+            choices = " | ".join(map(str, get_args(hint)))
+            raise ParamsError(f"{key} must be one of {choices} (got {value!r})")
+        return value
+    if origin is tuple:
+        args = get_args(hint)
+        if not isinstance(value, list):
+            raise ParamsError(f"{key} must be a list (got {value!r})")
+        if args[-1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ParamsError(f"{key} must be a list of {len(args)} values (got {value!r})")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    return _scalar(value, hint, key)
+
+
+def _scalar(value: Any, hint: Any, key: str) -> Any:
+    # bool is an int in Python; `hidden: [true]` must not pass as [1].
+    if hint is type(None) and value is None:
+        return None
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float:
+        # PyYAML (YAML 1.1) reads `1e-3` as a string; DVC's YAML 1.2 reader sees a float.
+        if isinstance(value, str) and _FLOAT.match(value):
+            value = float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ParamsError(f"{key} must be a finite number (got {value!r})")
+            return float(value)
+    if hint is str and isinstance(value, str):
+        return value
+    raise ParamsError(f"{key} must be {_describe(hint)} (got {value!r})")
+
+
+def _describe(hint: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(hint))
+    if get_origin(hint) is tuple:
+        return "a list"
+    if hint is type(None):
+        return "null"
+    return names.get(hint, str(hint))
+
+
+def _check_range(key: str, value: float, lo: float, hi: float, *, hi_open: bool) -> None:
+    if value < lo or value > hi or (hi_open and value == hi):
+        bracket = ")" if hi_open else "]"
+        raise ParamsError(f"{key} must be in [{lo:g}, {hi:g}{bracket} (got {value:g})")

