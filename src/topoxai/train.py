@@ -1,6 +1,8 @@
 """The train stage's work: data in, trained model, metrics and plots out."""
 
 import csv
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ def load_split(folder: Path, name: str, spec: Preprocessor) -> tuple[np.ndarray,
 
 
 def train(params: TrainParams, *, seed: int, data: Path, model_dir: Path, live_dir: Path) -> None:
+    _quiet_lightning()
     spec = Preprocessor.load(data / SPEC)
     splits = {name: load_split(data, name, spec) for name in ("train", "val", "test")}
     tensors = {name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y) in splits.items()}
@@ -115,6 +118,18 @@ def train(params: TrainParams, *, seed: int, data: Path, model_dir: Path, live_d
     save_model(model_dir, fitted.net, spec, card)
     print(f"test: {test}")
     print(f"baselines: {reference}")
+
+
+class _NoTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡")
+
+
+def _quiet_lightning() -> None:
+    # Lightning advertises cloud loggers on every run, and its own pytree code trips a
+    # torch FutureWarning; neither is ours to act on.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
 
 
 def _log_test_plots(live: Live, y: np.ndarray, proba: np.ndarray, spec: Preprocessor) -> None:
