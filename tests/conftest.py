@@ -1,0 +1,83 @@
+"""Shared fixtures: a temporary git + DVC copy of the project, and a tiny trained one."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"hidden": [16, 16], "max_epochs": 4, "patience": 2}
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["HOME"] = str(home)  # no user-level git or DVC config leaks in
+    for role in ("AUTHOR", "COMMITTER"):
+        env[f"GIT_{role}_NAME"] = "test"
+        env[f"GIT_{role}_EMAIL"] = "test@example.invalid"
+    return env
+
+
+class Repo:
+    """A git + DVC copy of this project's files (tracked and not ignored), outputs excluded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.env = _env(path.parent)
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, capture_output=True, check=True,
+        ).stdout.decode().split("\0")  # fmt: skip
+        for name in filter(None, listed):
+            if (ROOT / name).is_file():
+                (path / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, path / name)
+        self.run("git", "init", "-q", "-b", "main")
+        self.commit("copy")
+
+    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(cmd, cwd=self.path, env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> str:
+        result = self.run("dvc", *args, check=check)
+        return result.stdout + result.stderr
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "--allow-empty", "-m", message)
+
+    def set_params(self, **train: object) -> None:
+        path = self.path / "params.yaml"
+        params = yaml.safe_load(path.read_text())
+        params["train"].update(train)
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def metrics(self) -> dict:
+        return json.loads((self.path / "reports/train/metrics.json").read_text())
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    (tmp_path / "repo").mkdir()
+    return Repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """The pipeline run once with tiny training settings; tests must not change it."""
+    path = tmp_path_factory.mktemp("trained") / "repo"
+    path.mkdir()
+    repo = Repo(path)
+    repo.set_params(**TINY)
+    repo.dvc("repro")
+    return repo

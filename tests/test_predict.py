@@ -1,0 +1,156 @@
+"""`topoxai predict` on raw rows: same numbers as training, clear errors on bad input."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import Repo
+
+
+def predict(repo: Repo, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "topoxai.cli",
+        "predict",
+        "--model",
+        str(repo.path / "models"),
+        *args,
+    ]
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def raw_test_rows(trained: Repo) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The test split's rows as they are in the raw CSV, and the train stage's probabilities."""
+    expected = pd.read_csv(trained.path / "reports/train/test_predictions.csv")
+    raw = pd.read_csv(trained.path / "data/raw/heart.csv")
+    return raw.iloc[expected["row"]].reset_index(drop=True), expected
+
+
+def test_probabilities_match_the_train_stage(trained, raw_test_rows, tmp_path):
+    rows, expected = raw_test_rows
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    result = predict(
+        trained, "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "note: ignoring columns not used by the model: HeartDisease"
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["row", "probability", "prediction"]
+    assert out["row"].tolist() == list(range(len(rows)))
+    assert (out["probability"] - expected["probability"]).abs().max() < 1e-6
+    assert out["prediction"].tolist() == (expected["probability"] >= 0.5).astype(int).tolist()
+
+
+def test_stdin_stdout_ids_and_threshold(trained, raw_test_rows):
+    rows, expected = raw_test_rows
+    text = rows.head(5).assign(patient=list("abcde")).to_csv(index=False)
+    result = predict(trained, "--input", "-", "--id", "patient", "--threshold", "0", stdin=text)
+    assert result.returncode == 0, result.stderr
+    out = pd.read_csv(io.StringIO(result.stdout))
+    assert out["patient"].tolist() == list("abcde")
+    assert out["prediction"].tolist() == [1] * 5  # threshold 0: everything is positive
+    assert (out["probability"] - expected["probability"].head(5)).abs().max() < 1e-6
+
+
+def test_unknown_category_follows_the_training_rule(trained, raw_test_rows):
+    rows, _ = raw_test_rows
+    text = rows.head(2).assign(ChestPainType="XYZ").to_csv(index=False)
+    result = predict(trained, "--input", "-", stdin=text)
+    assert result.returncode == 0
+    assert (
+        "note: column ChestPainType: unknown category 'XYZ' encoded as all zeros" in result.stderr
+    )
+
+
+def _edit(rows: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:
+    values = rows[column].head(4).astype(object).tolist()
+    values[2] = value
+    return rows.head(4).assign(**{column: values})
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda r: r.head(3).drop(columns="Age"), "error: missing column Age"),
+        (
+            lambda r: _edit(r, "MaxHR", "high"),
+            "error: column MaxHR, line 4: 'high' is not a number",
+        ),
+        (
+            lambda r: _edit(r, "Oldpeak", None),
+            "error: column Oldpeak, line 4: an empty value is not a number",
+        ),
+        (lambda r: _edit(r, "Sex", None), "error: column Sex, line 4: an empty value"),
+        (lambda r: r.head(0), "error: the input has no rows"),
+    ],
+)
+def test_bad_rows_fail_with_one_line_and_no_output(trained, raw_test_rows, tmp_path, make, message):
+    rows, _ = raw_test_rows
+    make(rows).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out.csv"
+    result = predict(trained, "--input", str(tmp_path / "in.csv"), "--output", str(out))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [message] or errors[0].startswith(message), result.stderr
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "in.csv"]
+
+
+def test_empty_input_file(trained, tmp_path):
+    (tmp_path / "in.csv").write_text("")
+    result = predict(trained, "--input", str(tmp_path / "in.csv"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'in.csv'}: the input is empty"
+
+
+def _copy_model(trained: Repo, tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for f in (trained.path / "models").iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    return folder
+
+
+def test_mismatched_model_folder_is_rejected(trained, raw_test_rows, tmp_path):
+    rows, _ = raw_test_rows
+    rows.head(2).to_csv(tmp_path / "in.csv", index=False)
+    folder = _copy_model(trained, tmp_path)
+    spec = json.loads((folder / "preprocess.json").read_text())
+    spec["means"][0] += 1.0
+    (folder / "preprocess.json").write_text(json.dumps(spec))
+    cmd = [
+        sys.executable,
+        "-m",
+        "topoxai.cli",
+        "predict",
+        "--model",
+        str(folder),
+        "--input",
+        str(tmp_path / "in.csv"),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "preprocess.json: sha256 does not match model.json" in result.stderr
+
+
+def test_predict_imports_neither_lightning_nor_clearml(trained, raw_test_rows, tmp_path):
+    rows, _ = raw_test_rows
+    rows.head(2).to_csv(tmp_path / "in.csv", index=False)
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['topoxai', 'predict', '--model', {str(trained.path / 'models')!r},"
+        f" '--input', {str(tmp_path / 'in.csv')!r}]\n"
+        "try:\n    runpy.run_module('topoxai.cli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('lightning', 'clearml', 'sklearn', 'dvc') if m in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.stderr.strip().splitlines()[-1] == "[]"
