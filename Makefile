@@ -14,7 +14,7 @@ help:  ## list the targets
 # constraints.txt pins every package (torch==2.13.0 among them) so runs are reproducible.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,clearml]'
 	touch $@
 
 install: $(STAMP)  ## create .venv and install the project (only when missing or outdated)

@@ -11,16 +11,11 @@ import pytest
 from conftest import Repo
 
 
-def predict(repo: Repo, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "topoxai.cli",
-        "predict",
-        "--model",
-        str(repo.path / "models"),
-        *args,
-    ]
+def predict(
+    model: Repo | Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    folder = model.path / "models" if isinstance(model, Repo) else model
+    cmd = [sys.executable, "-m", "topoxai.cli", "predict", "--model", str(folder), *args]
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
 
 
@@ -124,17 +119,7 @@ def test_mismatched_model_folder_is_rejected(trained, raw_test_rows, tmp_path):
     spec = json.loads((folder / "preprocess.json").read_text())
     spec["means"][0] += 1.0
     (folder / "preprocess.json").write_text(json.dumps(spec))
-    cmd = [
-        sys.executable,
-        "-m",
-        "topoxai.cli",
-        "predict",
-        "--model",
-        str(folder),
-        "--input",
-        str(tmp_path / "in.csv"),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    result = predict(folder, "--input", str(tmp_path / "in.csv"))
     assert result.returncode == 1
     assert "preprocess.json: sha256 does not match model.json" in result.stderr
 

@@ -9,17 +9,40 @@ from topoxai.params import load_params
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--model", type=Path, required=True, help="folder for the model files")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
+    parser.add_argument(
+        "--lock", type=Path, default=Path("dvc.lock"), help="for ClearML's data version"
+    )
     args = parser.parse_args()
 
     params = load_params(args.params)
+    if params.clearml.enabled:
+        from topoxai import tracking
+
+        tracking.preflight(params.clearml)  # seconds, before any training time is spent
     # Validate params before paying for torch and lightning imports.
     from topoxai.train import train
 
-    train(params.train, seed=params.seed, data=args.data, model_dir=args.model, live_dir=args.live)
+    result = train(
+        params.train, seed=params.seed, data=args.data, model_dir=args.model, live_dir=args.live
+    )
+    if params.clearml.enabled:
+        where = tracking.record(
+            params.clearml,
+            train=params.train,
+            seed=params.seed,
+            params_file=args.params,
+            history=result.history,
+            test=result.test,
+            baseline=result.baseline,
+            card=result.card,
+            weights=args.model / "model.safetensors",
+            lock_file=args.lock,
+        )
+        print(f"clearml: recorded {where}")
 
 
 if __name__ == "__main__":

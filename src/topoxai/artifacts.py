@@ -34,7 +34,7 @@ class Model:
     card: dict[str, Any]
 
 
-def save_model(folder: Path, net: MLP, spec: Preprocessor, card: dict[str, Any]) -> None:
+def save_model(folder: Path, net: MLP, spec: Preprocessor, card: dict[str, Any]) -> dict[str, Any]:
     """Write weights, spec and card (with the hashes that tie them together) all at once."""
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_dir(folder) as tmp:
@@ -45,6 +45,7 @@ def save_model(folder: Path, net: MLP, spec: Preprocessor, card: dict[str, Any])
         (tmp / CARD).write_text(
             json.dumps(full, indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
+    return full
 
 
 def load_model(folder: Path) -> Model:

@@ -85,6 +85,15 @@ class TrainParams:
 @dataclass(frozen=True)
 class ClearMLParams:
     enabled: bool
+    offline: bool
+    project: str
+    task: str
+    tags: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for key in ("project", "task"):
+            if not getattr(self, key).strip():
+                raise ParamsError(f"clearml.{key} must not be empty")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 import csv
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,20 @@ def load_split(folder: Path, name: str, spec: Preprocessor) -> tuple[np.ndarray,
     return frame[spec.feature_names].to_numpy(np.float32), spec.encode_target(frame)
 
 
-def train(params: TrainParams, *, seed: int, data: Path, model_dir: Path, live_dir: Path) -> None:
+@dataclass(frozen=True)
+class TrainResult:
+    history: list[dict[str, float]]  # one entry per epoch: train/loss, val/loss, val/f1
+    test: dict[str, float]
+    baseline: dict[str, dict[str, float]]
+    card: dict[str, Any]
+
+
+def train(
+    params: TrainParams, *, seed: int, data: Path, model_dir: Path, live_dir: Path
+) -> TrainResult:
+    """Fit, evaluate and save; the returned summary is what a tracker (ClearML) records."""
     _quiet_lightning()
+    history: list[dict[str, float]] = []
     spec = Preprocessor.load(data / SPEC)
     splits = {name: load_split(data, name, spec) for name in ("train", "val", "test")}
     tensors = {name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y) in splits.items()}
@@ -55,12 +68,10 @@ def train(params: TrainParams, *, seed: int, data: Path, model_dir: Path, live_d
     with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
 
         def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            for key, name in (
-                ("train_loss", "train/loss"),
-                ("val_loss", "val/loss"),
-                ("val_f1", "val/f1"),
-            ):
-                live.log_metric(name, round(metrics[key], 6))
+            names = {"train_loss": "train/loss", "val_loss": "val/loss", "val_f1": "val/f1"}
+            history.append({name: round(metrics[key], 6) for key, name in names.items()})
+            for name, value in history[-1].items():
+                live.log_metric(name, value)
             live.next_step()
             print(
                 f"epoch {epoch:3d}  train_loss {metrics['train_loss']:.4f}  "
@@ -115,9 +126,10 @@ def train(params: TrainParams, *, seed: int, data: Path, model_dir: Path, live_d
         "data": {"raw_sha256": spec.source_sha256, "train_sha256": sha256_file(data / "train.csv")},
         "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
     }
-    save_model(model_dir, fitted.net, spec, card)
+    card = save_model(model_dir, fitted.net, spec, card)
     print(f"test: {test}")
     print(f"baselines: {reference}")
+    return TrainResult(history, test, reference, card)
 
 
 class _NoTips(logging.Filter):
