@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the venv's without asking for `activate`.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install run test test-full lint clean
+.PHONY: help install run test test-full lint clean plots grid
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,33 @@ test: $(STAMP)  ## lint, type-check and run the fast tests
 
 test-full: $(STAMP)  ## all tests, the slow end-to-end ones included
 	pytest -m ''
+
+# Vega for `make plots`, from the npm registry at setup time (same major versions as DVC's
+# CDN tags); kept out of git in .cache/.
+VEGA := .cache/vega/node_modules
+$(VEGA)/vega-embed/build/vega-embed.min.js:
+	npm install --prefix .cache/vega --no-save --no-package-lock --no-audit --no-fund \
+		vega@5.21.0 vega-lite@5.2.0 vega-embed@6.18.2
+
+REV ?= HEAD
+plots: $(STAMP) $(VEGA)/vega-embed/build/vega-embed.min.js  ## dvc plots diff REV (default HEAD) vs workspace, viewable offline, in dvc_plots/
+	dvc plots diff $(REV) --html-template docs/plots_template.html -o dvc_plots
+	mkdir -p dvc_plots/vendor
+	cp $(VEGA)/vega/build/vega.min.js $(VEGA)/vega-lite/build/vega-lite.min.js \
+		$(VEGA)/vega-embed/build/vega-embed.min.js dvc_plots/vendor/
+	@echo "open dvc_plots/index.html"
+
+# A params grid through DVC's queue: each run in its own temporary copy of the last commit
+# (plus the workspace's params.yaml changes), JOBS at a time. Commit code changes first.
+GRID ?= -S 'train.lr=0.001,0.01' -S 'train.optimizer=sgd,adam'
+JOBS ?= 2
+grid: $(STAMP)  ## queue GRID (default: 2 lr x 2 optimizers), run JOBS at a time, show results
+	dvc exp run --queue $(GRID)
+	dvc queue start -j $(JOBS)
+	while dvc queue status | grep -qE 'Running|Queued'; do sleep 5; done
+	dvc queue stop
+	dvc queue status
+	dvc exp show --only-changed --no-pager
 
 lint: $(STAMP)  ## format the code and fix what ruff can
 	ruff format .

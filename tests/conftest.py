@@ -42,6 +42,16 @@ class Repo:
         self.run("git", "init", "-q", "-b", "main")
         self.commit("copy")
 
+    @classmethod
+    def clone(cls, origin: "Repo", path: Path) -> "Repo":
+        """A `git clone` of `origin`, as a new user would get it."""
+        subprocess.run(
+            ["git", "clone", "-q", str(origin.path), str(path)], check=True, env=origin.env
+        )
+        clone = cls.__new__(cls)
+        clone.path, clone.env = path, origin.env
+        return clone
+
     def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(cmd, cwd=self.path, env=self.env, capture_output=True, text=True)
         if check and result.returncode != 0:

@@ -1,0 +1,170 @@
+"""The everyday DVC workflow on this project: experiments, comparisons, plots, remotes."""
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, TINY, Repo
+
+
+@pytest.fixture
+def baseline(repo: Repo) -> Repo:
+    """A tiny pipeline run and committed, as after `make run` + `git commit`."""
+    repo.set_params(**TINY)
+    repo.dvc("repro")
+    repo.commit("baseline")
+    return repo
+
+
+def experiments(repo: Repo) -> dict[str, dict]:
+    """`dvc exp show --json` as {experiment name: its data (params, metrics)}."""
+    show = json.loads(repo.dvc("exp", "show", "--json"))
+    return {e["name"]: e["revs"][0]["data"] for rev in show for e in rev.get("experiments") or []}
+
+
+def test_experiments_compare_and_apply(baseline: Repo):
+    repo = baseline
+    out = repo.dvc("exp", "run", "-n", "wide", "-S", "train.lr=0.05", "-S", "train.hidden=[32,32]")
+    assert "Running stage 'train'" in out and "Running stage 'preprocess'" not in out
+
+    wide = experiments(repo)["wide"]
+    assert wide["params"]["params.yaml"]["data"]["train"]["hidden"] == [32, 32]
+    assert "test" in wide["metrics"]["reports/train/metrics.json"]["data"]
+
+    params = json.loads(repo.dvc("params", "diff", "--json"))["params.yaml"]
+    assert (params["train.lr"]["old"], params["train.lr"]["new"]) == (0.01, 0.05)
+    metrics = json.loads(repo.dvc("metrics", "diff", "--json"))["reports/train/metrics.json"]
+    assert "test.f1" in metrics or "test.roc_auc" in metrics  # the tiny net changes them
+
+    table = repo.dvc("exp", "diff", "HEAD", "wide", "--md")
+    assert table.startswith("| Path") and "train.hidden" in table and "test.roc_auc" in table
+
+    repo.run("git", "checkout", "params.yaml")
+    repo.dvc("checkout")
+    repo.dvc("exp", "apply", "wide")
+    assert yaml.safe_load((repo.path / "params.yaml").read_text())["train"]["hidden"] == [32, 32]
+    repo.dvc("exp", "branch", "wide", "wide-branch")
+    assert "wide-branch" in repo.run("git", "branch").stdout
+
+
+def _untouched(repo: Repo) -> None:
+    assert repo.run("git", "status", "--porcelain").stdout == ""
+    assert "up to date" in repo.dvc("status")
+
+
+def test_bad_overrides_leave_the_workspace_as_it_was(baseline: Repo):
+    repo = baseline
+    typo = repo.run("dvc", "exp", "run", "-S", "train.lrr=0.1", check=False)
+    assert typo.returncode != 0 and "Key 'lrr' is not in struct" in typo.stderr + typo.stdout
+    _untouched(repo)
+    for override, message in [
+        ("train.batch_size=abc", "train.batch_size must be an integer (got 'abc')"),
+        ("train.lr=-1", "train.lr must be > 0 (got -1)"),
+        ("+train.lrr=0.1", "unknown key train.lrr"),
+    ]:
+        result = repo.run("dvc", "exp", "run", "--temp", "-S", override, check=False)
+        assert result.returncode != 0
+        assert f"error: params.yaml: {message}" in result.stdout + result.stderr
+        _untouched(repo)
+
+
+def test_plots_show_and_diff_render_each_plot_once(baseline: Repo):
+    repo = baseline
+    repo.dvc("exp", "run", "-S", "train.max_epochs=2")
+    repo.dvc("plots", "diff", "HEAD", "-o", "out", "--html-template", "docs/plots_template.html")
+    page = (repo.path / "out/index.html").read_text()
+    titles = [
+        "Cross-entropy loss per epoch (train vs validation)",
+        "Validation macro F1 per epoch",
+        "ROC curve (test split)",
+        "Precision-recall curve (test split)",
+        "Confusion matrix (test split)",
+    ]
+    assert [page.count(f'"text": "{t}"') for t in titles] == [1] * 5
+    assert page.count("vegaEmbed(") == 5  # no duplicates from DVCLive's own plot config
+    assert "cdn.jsdelivr" not in page and 'src="vendor/vega.min.js"' in page
+    for label in ("Epoch", "False positive rate", "Recall", "True label"):
+        assert f'"title": "{label}"' in page
+    # Both revisions are in the page: the loss curve data comes from HEAD and the workspace.
+    assert page.count('"rev": "HEAD"') > 0 and page.count('"rev": "workspace"') > 0
+
+
+def test_push_pull_and_checkout_restore_data_and_model(baseline: Repo, tmp_path: Path):
+    repo = baseline
+    remote = tmp_path / "remote"
+    repo.dvc("remote", "add", "-d", "local", str(remote))
+    repo.commit("remote")
+    repo.dvc("push")
+    first = (repo.path / "models/model.json").read_text()
+    repo.set_params(max_epochs=2)
+    repo.dvc("repro")
+    repo.commit("two epochs")
+    repo.dvc("push")
+    second = (repo.path / "models/model.json").read_text()
+    assert first != second
+
+    clone = Repo.clone(repo, tmp_path / "clone")
+    clone.dvc("pull")
+    assert "up to date" in clone.dvc("status")
+    assert "Running stage" not in clone.dvc("repro")
+    assert (clone.path / "models/model.json").read_text() == second
+    # Where the cache holds both versions, switching commits is git checkout + dvc checkout;
+    # a clone that pulled only the latest one pulls the older one from the remote.
+    repo.run("git", "checkout", "-q", "HEAD~1")
+    repo.dvc("checkout")
+    assert (repo.path / "models/model.json").read_text() == first
+    assert "up to date" in repo.dvc("status")
+    clone.run("git", "checkout", "-q", "HEAD~1")
+    clone.dvc("pull")
+    assert (clone.path / "models/model.json").read_text() == first
+    assert "up to date" in clone.dvc("status")
+
+
+@pytest.mark.slow
+def test_queued_grid_runs_four_experiments(baseline: Repo):
+    repo = baseline
+    start = time.perf_counter()
+    # STAMP= : the test's venv is already installed; the copy has no .venv of its own.
+    repo.run("make", "grid", "STAMP=")
+    seconds = time.perf_counter() - start
+    runs = list(experiments(repo).values())
+    grid = {
+        (
+            r["params"]["params.yaml"]["data"]["train"]["lr"],
+            r["params"]["params.yaml"]["data"]["train"]["optimizer"],
+        )
+        for r in runs
+    }
+    assert grid == {(0.001, "sgd"), (0.001, "adam"), (0.01, "sgd"), (0.01, "adam")}
+    assert all("test" in r["metrics"]["reports/train/metrics.json"]["data"] for r in runs)
+    assert (
+        "No worker" in repo.dvc("queue", "status")
+        or "running" not in repo.dvc("queue", "status").lower()
+    )
+    print(f"4-run grid with -j 2: {seconds:.1f} s")
+
+
+VEGA = ROOT / ".cache/vega/node_modules"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+@pytest.mark.skipif(not VEGA.is_dir(), reason="run `make plots` once to install Vega")
+def test_plots_render_offline_in_headless_chromium(baseline: Repo, tmp_path: Path):
+    """`make plots` gives a page that draws all five plots with no network at all."""
+    repo = baseline
+    repo.dvc("exp", "run", "-S", "train.max_epochs=2")
+    repo.run("make", "plots", "STAMP=", f"VEGA={VEGA}")
+    page = repo.path / "dvc_plots/index.html"
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert dom.count("<canvas") == 5  # each Vega view drew itself
