@@ -57,7 +57,7 @@ grid: $(STAMP)  ## queue GRID (default: 2 lr x 2 optimizers), run JOBS at a time
 	while dvc queue status | grep -qE 'Running|Queued'; do sleep 5; done
 	dvc queue stop
 	dvc queue status
-	dvc exp show --only-changed --no-pager
+	dvc exp show --only-changed --md
 
 lint: $(STAMP)  ## format the code and fix what ruff can
 	ruff format .

@@ -50,10 +50,11 @@ def test_offline_session_records_params_scalars_model_and_data(trained, tmp_path
     assert result.returncode == 0, result.stderr
     sessions = list((tmp_path / "clearml/offline").glob("*.zip"))
     assert len(sessions) == 1
-    folder = sessions[0].with_suffix("")
     assert f"clearml: recorded {sessions[0]}" in result.stdout
-    assert {"task.json", "metrics.jsonl"} <= set(zipfile.ZipFile(sessions[0]).namelist())
-    task = json.loads((folder / "task.json").read_text())
+    # The zip is what `clearml-task --import-offline-session` uploads: assert on it.
+    session = zipfile.ZipFile(sessions[0])
+    assert {"task.json", "metrics.jsonl", "models/model.safetensors"} <= set(session.namelist())
+    task = json.loads(session.read("task.json"))
 
     assert task["project_name"] == "Heart Disease Classification" and task["type"] == "training"
     hyper = task["hyperparams"]["train"]
@@ -69,7 +70,7 @@ def test_offline_session_records_params_scalars_model_and_data(trained, tmp_path
     assert len(props["git_commit"]) == 40
     assert set(task["tags"]) == {"ci", f"data:{processed[:8]}"}
 
-    events = [e for line in (folder / "metrics.jsonl").open() for e in json.loads(line)]
+    events = [e for line in session.read("metrics.jsonl").splitlines() for e in json.loads(line)]
     curves = {(e["metric"], e["variant"], e["iter"]) for e in events if e["metric"] != "Summary"}
     assert curves == {
         (m, s, i) for m, s in [("loss", "train"), ("loss", "val"), ("f1", "val")] for i in range(3)
@@ -88,9 +89,13 @@ def test_offline_session_records_params_scalars_model_and_data(trained, tmp_path
     assert model["init"]["label_enumeration"] == {"0": 0, "1": 1}
     card = json.loads((tmp_path / "models/model.json").read_text())
     assert model["init"]["config_dict"] == card
-    weights = Path(model["weights"]["weights_filename"])
-    assert weights.parent == folder / "models"
-    assert weights.read_bytes() == (tmp_path / "models/model.safetensors").read_bytes()
+    assert Path(model["weights"]["weights_filename"]).name == "model.safetensors"
+    weights = session.read("models/model.safetensors")
+    assert weights == (tmp_path / "models/model.safetensors").read_bytes()
+    model_events = [e for e in events if e.get("model_event")]
+    assert [(e["variant"], e["value"]) for e in model_events] == [
+        ("test/roc_auc", metrics["test"]["roc_auc"])
+    ]
 
 
 def _assert_failed_fast(

@@ -161,6 +161,11 @@ def record(
         # creates the real one first. Online the report is just a useful number.
         model.report_single_value("test/roc_auc", test["roc_auc"])
         model.update_weights(weights_filename=str(weights), auto_delete_file=False)
+        # Without the subprocess reporter the model's events are written only after close()
+        # has zipped the offline session; flush them first so the zip is complete.
+        reporter: Any = model._reporter
+        reporter.flush()
+        reporter.wait_for_events(timeout=30)
         task.close()
         if cfg.offline:
             return f"{task.get_offline_mode_folder()}.zip"
