@@ -26,11 +26,15 @@ def _env(home: Path) -> dict[str, str]:
 
 
 class Repo:
-    """A git + DVC copy of this project's files (tracked and not ignored), outputs excluded."""
+    """A git + DVC repository in a temporary folder, and the commands tests run in it."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.env = _env(path.parent)
+    def __init__(self, path: Path, env: dict[str, str]) -> None:
+        self.path, self.env = path, env
+
+    @classmethod
+    def of_project(cls, path: Path) -> "Repo":
+        """This project's files (tracked and not ignored, so no outputs), in a new git repo."""
+        repo = cls(path, _env(path.parent))
         listed = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             cwd=ROOT, capture_output=True, check=True,
@@ -39,8 +43,9 @@ class Repo:
             if (ROOT / name).is_file():
                 (path / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / name, path / name)
-        self.run("git", "init", "-q", "-b", "main")
-        self.commit("copy")
+        repo.run("git", "init", "-q", "-b", "main")
+        repo.commit("copy")
+        return repo
 
     @classmethod
     def clone(cls, origin: "Repo", path: Path) -> "Repo":
@@ -48,9 +53,7 @@ class Repo:
         subprocess.run(
             ["git", "clone", "-q", str(origin.path), str(path)], check=True, env=origin.env
         )
-        clone = cls.__new__(cls)
-        clone.path, clone.env = path, origin.env
-        return clone
+        return cls(path, origin.env)
 
     def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(cmd, cwd=self.path, env=self.env, capture_output=True, text=True)
@@ -79,7 +82,17 @@ class Repo:
 @pytest.fixture
 def repo(tmp_path: Path) -> Repo:
     (tmp_path / "repo").mkdir()
-    return Repo(tmp_path / "repo")
+    return Repo.of_project(tmp_path / "repo")
+
+
+@pytest.fixture
+def baseline(trained: "Repo", tmp_path: Path) -> "Repo":
+    """A private copy of the tiny trained repo, committed: as after `make run` + `git commit`."""
+    path = tmp_path / "baseline"
+    shutil.copytree(trained.path, path, symlinks=True)
+    repo = Repo(path, _env(tmp_path))
+    repo.commit("baseline")
+    return repo
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +100,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     """The pipeline run once with tiny training settings; tests must not change it."""
     path = tmp_path_factory.mktemp("trained") / "repo"
     path.mkdir()
-    repo = Repo(path)
+    repo = Repo.of_project(path)
     repo.set_params(**TINY)
     repo.dvc("repro")
     return repo

@@ -8,16 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, TINY, Repo
-
-
-@pytest.fixture
-def baseline(repo: Repo) -> Repo:
-    """A tiny pipeline run and committed, as after `make run` + `git commit`."""
-    repo.set_params(**TINY)
-    repo.dvc("repro")
-    repo.commit("baseline")
-    return repo
+from conftest import ROOT, Repo
 
 
 def experiments(repo: Repo) -> dict[str, dict]:
