@@ -8,16 +8,18 @@ from conftest import ROOT, TINY, Repo
 
 
 def ran(output: str) -> set[str]:
-    return {s for s in ("download", "preprocess", "train") if f"Running stage '{s}'" in output}
+    stages = ("download", "preprocess", "train", "explain")
+    return {s for s in stages if f"Running stage '{s}'" in output}
 
 
 def test_repro_then_noop_then_experiment(repo: Repo):
     repo.set_params(**TINY)
     out = repo.dvc("repro")
-    assert ran(out) == {"download", "preprocess", "train"}
+    assert ran(out) == {"download", "preprocess", "train", "explain"}
     for output in ("data/raw/heart.csv", "data/processed/train.csv", "reports/data.json",
                    "models/model.safetensors", "models/model.json", "models/preprocess.json",
-                   "reports/train/metrics.json", "reports/train/plots/custom/roc.json"):  # fmt: skip
+                   "reports/train/metrics.json", "reports/train/plots/custom/roc.json",
+                   "reports/explain/metrics.json", "reports/explain/mapper.png"):  # fmt: skip
         assert (repo.path / output).is_file(), output
     assert not (repo.path / "lightning_logs").exists() and not (repo.path / "dvclive").exists()
     dvc_yaml_before = (ROOT / "dvc.yaml").read_text()
@@ -25,13 +27,16 @@ def test_repro_then_noop_then_experiment(repo: Repo):
 
     out = repo.dvc("repro")
     assert ran(out) == set(), out
-    assert out.count("didn't change, skipping") == 3
+    assert out.count("didn't change, skipping") == 4
+    shown = json.loads(repo.dvc("metrics", "show", "--json"))
+    explained = shown[""]["data"]["reports/explain/metrics.json"]["data"]
+    assert set(explained) >= {"topology", "mapper", "neural_persistence", "rank_agreement"}
     repo.commit("tiny baseline")
     assert repo.run("git", "status", "--porcelain").stdout == ""
 
     epochs_before = repo.metrics()["epochs"]
     out = repo.dvc("exp", "run", "-S", "train.max_epochs=1")
-    assert ran(out) == {"train"}, out
+    assert ran(out) == {"train", "explain"}, out
     diff = json.loads(repo.dvc("metrics", "diff", "--json"))
     changed = diff["reports/train/metrics.json"]
     assert changed["epochs"] == {"old": epochs_before, "new": 1, "diff": 1 - epochs_before}
@@ -40,7 +45,7 @@ def test_repro_then_noop_then_experiment(repo: Repo):
     params = yaml.safe_load((repo.path / "params.yaml").read_text())
     params["data"]["split"] = [0.6, 0.2, 0.2]
     (repo.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran(repo.dvc("repro")) == {"preprocess", "train"}
+    assert ran(repo.dvc("repro")) == {"preprocess", "train", "explain"}
     assert json.loads((repo.path / "reports/data.json").read_text())["split"]["test"] == 150
 
 

@@ -6,7 +6,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from topoxai.features import DataError, categorical_block, numeric_block, require_columns
+from topoxai.features import (
+    DataError,
+    Preprocessor,
+    categorical_block,
+    numeric_block,
+    require_columns,
+)
 
 SPLITS = ("train", "val", "test")
 
@@ -74,3 +80,17 @@ def stratified_split(
     )
     # Sorted by original row: the files then diff cleanly and do not depend on shuffle order.
     return {name: part.sort_index() for name, part in zip(SPLITS, (train, val, test))}
+
+
+def read_split(path: Path, spec: Preprocessor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A processed split: float32 features, class indices and the raw CSV's row numbers."""
+    try:
+        frame = pd.read_csv(path, index_col="row")
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found; run the preprocess stage") from None
+    except ValueError as err:  # no `row` column
+        raise DataError(f"{path}: not a processed split ({err})") from None
+    if list(frame.columns) != [*spec.feature_names, spec.target]:
+        raise DataError(f"{path}: columns do not match the preprocessing spec; rerun preprocess")
+    x = frame[spec.feature_names].to_numpy(np.float32)
+    return x, spec.encode_target(frame), frame.index.to_numpy()

@@ -96,12 +96,55 @@ class ClearMLParams:
                 raise ParamsError(f"clearml.{key} must not be empty")
 
 
+LAYER_NAME = re.compile(r"input|logits|hidden|hidden[1-9]\d*")
+
+
+@dataclass(frozen=True)
+class ExplainParams:
+    layers: tuple[str, ...]  # input, hidden (every hidden layer), hidden<N> (1-based), logits
+    k: int  # neighbours in the k-NN graph of each class
+    filtration_max: float  # in units of the median k-NN edge length
+    filtration_steps: int  # points of the Betti curves, from 0 to filtration_max
+    mapper_cubes: int  # intervals per lens axis
+    mapper_overlap: float  # share of each interval that overlaps its neighbour, in [0, 1)
+    mapper_eps_quantile: float  # DBSCAN radius: this quantile of the pairwise distances
+    mapper_min_samples: int
+    ig_steps: int
+    permutation_repeats: int
+    threads: int  # CPU threads (torch and BLAS); fixed so outputs do not depend on the machine
+
+    def __post_init__(self) -> None:
+        bad = [name for name in self.layers if not LAYER_NAME.fullmatch(name)]
+        if bad:
+            raise ParamsError(
+                f"explain.layers: unknown layer {bad[0]!r} (use input, hidden, hidden<N>, logits)"
+            )
+        if "input" not in self.layers or not any(n.startswith("hidden") for n in self.layers):
+            raise ParamsError(
+                "explain.layers must include input and a hidden layer (the simplification "
+                f"ratio compares them; got {list(self.layers)})"
+            )
+        if self.filtration_max <= 0:
+            raise ParamsError(f"explain.filtration_max must be > 0 (got {self.filtration_max:g})")
+        if not 0 < self.mapper_eps_quantile <= 1:
+            raise ParamsError(
+                f"explain.mapper_eps_quantile must be in (0, 1] (got {self.mapper_eps_quantile:g})"
+            )
+        _check_range("explain.mapper_overlap", self.mapper_overlap, 0.0, 1.0, hi_open=True)
+        minimum = {"filtration_steps": 2, "k": 1, "mapper_cubes": 1, "mapper_min_samples": 1,
+                   "ig_steps": 1, "permutation_repeats": 1, "threads": 1}  # fmt: skip
+        for key, low in minimum.items():
+            if getattr(self, key) < low:
+                raise ParamsError(f"explain.{key} must be >= {low} (got {getattr(self, key)})")
+
+
 @dataclass(frozen=True)
 class Params:
     seed: int
     data: DataParams
     train: TrainParams
     clearml: ClearMLParams
+    explain: ExplainParams
 
     def __post_init__(self) -> None:
         if self.seed < 0:

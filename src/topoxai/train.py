@@ -9,27 +9,18 @@ from typing import Any
 
 import lightning
 import numpy as np
-import pandas as pd
 import torch
 from dvclive import Live
 
 from topoxai.artifacts import architecture, save_model
 from topoxai.classifier import Classifier, fit, predict_proba
-from topoxai.features import DataError, Preprocessor
+from topoxai.data import read_split
+from topoxai.features import Preprocessor
 from topoxai.files import sha256_file
 from topoxai.metrics import baselines, classification_metrics, precision_recall_points, roc_points
 from topoxai.params import TrainParams
 
 SPEC = "preprocess.json"
-
-
-def load_split(folder: Path, name: str, spec: Preprocessor) -> tuple[np.ndarray, np.ndarray]:
-    """A processed split as (float32 features, class indices)."""
-    path = folder / f"{name}.csv"
-    frame = pd.read_csv(path, index_col="row")
-    if list(frame.columns) != [*spec.feature_names, spec.target]:
-        raise DataError(f"{path}: columns do not match {folder / SPEC}; rerun the preprocess stage")
-    return frame[spec.feature_names].to_numpy(np.float32), spec.encode_target(frame)
 
 
 @dataclass(frozen=True)
@@ -47,8 +38,10 @@ def train(
     _quiet_lightning()
     history: list[dict[str, float]] = []
     spec = Preprocessor.load(data / SPEC)
-    splits = {name: load_split(data, name, spec) for name in ("train", "val", "test")}
-    tensors = {name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y) in splits.items()}
+    splits = {name: read_split(data / f"{name}.csv", spec) for name in ("train", "val", "test")}
+    tensors = {
+        name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y, _) in splits.items()
+    }
 
     torch.set_num_threads(params.threads)
     # Seeds torch, numpy and random once for the stage: weight init draws from torch's RNG.
@@ -98,16 +91,15 @@ def train(
         x_test, y_test = tensors["test"]
         proba = predict_proba(fitted.net, x_test).numpy()
         test = classification_metrics(y_test.numpy(), proba)
-        reference = baselines(*splits["train"], *splits["test"], seed=seed)
+        reference = baselines(*splits["train"][:2], *splits["test"][:2], seed=seed)
 
         live.summary["best_epoch"] = fitted.best_epoch
         live.summary["epochs"] = fitted.epochs
         live.summary["test"] = test
         live.summary["baseline"] = reference
         _log_test_plots(live, y_test.numpy(), proba, spec)
-        _write_predictions(
-            live_dir / "test_predictions.csv", data / "test.csv", y_test.numpy(), proba
-        )
+        rows = splits["test"][2]
+        _write_predictions(live_dir / "test_predictions.csv", rows, y_test.numpy(), proba)
 
     card: dict[str, Any] = {
         "architecture": architecture(fitted.net),
@@ -165,11 +157,10 @@ def _log_test_plots(live: Live, y: np.ndarray, proba: np.ndarray, spec: Preproce
     )
 
 
-def _write_predictions(path: Path, test_csv: Path, y: np.ndarray, proba: np.ndarray) -> None:
+def _write_predictions(path: Path, rows: np.ndarray, y: np.ndarray, proba: np.ndarray) -> None:
     """Per-row test probabilities: what `predict` must reproduce from the raw rows."""
-    rows = pd.read_csv(test_csv, usecols=["row"])["row"].tolist()
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["row", "label", "probability"])
-        for row, label, p in zip(rows, y.tolist(), proba[:, -1].tolist()):
+        for row, label, p in zip(rows.tolist(), y.tolist(), proba[:, -1].tolist()):
             writer.writerow([row, label, repr(p)])

@@ -1,0 +1,34 @@
+"""Stage `explain`: topology, Mapper and attribution of the trained model, into one folder."""
+
+import argparse
+from pathlib import Path
+
+from topoxai.errors import run_main
+from topoxai.params import load_params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--model", type=Path, required=True, help="the train stage's model folder")
+    parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
+    parser.add_argument("--out", type=Path, required=True, help="folder for metrics and plots")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    # Validate params before paying for torch, ripser, kmapper and captum imports.
+    from topoxai.explain import explain
+
+    metrics = explain(
+        params.explain, seed=params.seed, model_dir=args.model, data_dir=args.data, out=args.out
+    )
+    topo, graph = metrics["topology"]["simplification_h1"], metrics["mapper"]
+    print(
+        f"explain: {args.out}: H1 simplification trained {topo['trained']} vs control "
+        f"{topo['control']}; Mapper {graph['nodes']} nodes, errors in impure nodes "
+        f"{graph['error_share_impure']} vs all rows {graph['row_share_impure']}"
+    )
+
+
+if __name__ == "__main__":
+    run_main(main)

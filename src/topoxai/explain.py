@@ -1,0 +1,393 @@
+"""The explain stage's work: a trained model and its data in, a folder of metrics and plots out.
+
+Four parts, each a function that returns a `Report` (so a benchmark can time them):
+topology through the layers, neural persistence of the weights, a Mapper graph of the
+last hidden layer, and the attribution baselines ranked against the Mapper.
+"""
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from threadpoolctl import threadpool_limits
+
+from topoxai import attribution, mapper, topology
+from topoxai.artifacts import ModelError, load_model
+from topoxai.data import read_split
+from topoxai.features import DataError, Preprocessor
+from topoxai.files import atomic_dir
+from topoxai.model import MLP
+from topoxai.params import ExplainParams, ParamsError
+
+SPLITS = ("train", "val", "test")
+NETWORKS = ("trained", "control")
+SPEC = "preprocess.json"
+DPI = 100
+
+
+@dataclass(frozen=True)
+class Inputs:
+    trained: MLP
+    control: MLP  # the same architecture with the weights training started from
+    spec: Preprocessor
+    x: dict[str, np.ndarray]  # split -> float32 features
+    y: dict[str, np.ndarray]  # split -> class indices
+    rows: dict[str, np.ndarray]  # split -> row numbers in the raw CSV
+
+
+@dataclass
+class Report:
+    metrics: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # written as TSV
+    figures: dict[str, Figure] = field(default_factory=dict)  # written as PNG
+    texts: dict[str, str] = field(default_factory=dict)
+    feature_scores: dict[str, np.ndarray] = field(default_factory=dict)  # method -> per feature
+
+
+def explain(
+    params: ExplainParams, *, seed: int, model_dir: Path, data_dir: Path, out: Path
+) -> dict[str, Any]:
+    """Run every part and write the folder `out` all at once; return its metrics."""
+    threads = torch.get_num_threads()
+    try:
+        # A fixed thread count, as in training: float sums (and so the outputs) then do not
+        # depend on the machine's core count, and DVC sees the same hashes everywhere.
+        torch.set_num_threads(params.threads)
+        with threadpool_limits(limits=params.threads):
+            inputs = load_inputs(model_dir, data_dir)
+            reports = [
+                topology_report(inputs, params),
+                weights_report(inputs),
+                mapper_report(inputs, params, seed=seed),
+            ]
+            mapper_error = reports[-1].feature_scores["mapper_error"]
+            reports.append(attribution_report(inputs, params, seed=seed, mapper_error=mapper_error))
+    finally:
+        torch.set_num_threads(threads)
+    return write(out, reports)
+
+
+def load_inputs(model_dir: Path, data_dir: Path) -> Inputs:
+    """The trained model, its untrained control and the processed splits, cross-checked."""
+    model = load_model(model_dir)
+    spec_path = data_dir / SPEC
+    if not spec_path.is_file() or Preprocessor.load(spec_path) != model.spec:
+        raise DataError(
+            f"{spec_path}: missing or not the preprocessing {model_dir} was trained with; "
+            "rerun the pipeline"
+        )
+    seed = model.card.get("training", {}).get("seed")
+    if not isinstance(seed, int):
+        raise ModelError(f"{model_dir / 'model.json'}: no training.seed to rebuild the control")
+    splits = {name: read_split(data_dir / f"{name}.csv", model.spec) for name in SPLITS}
+    return Inputs(
+        trained=model.net,
+        control=initial_network(model.card["architecture"], seed),
+        spec=model.spec,
+        x={name: s[0] for name, s in splits.items()},
+        y={name: s[1] for name, s in splits.items()},
+        rows={name: s[2] for name, s in splits.items()},
+    )
+
+
+def initial_network(architecture: dict[str, Any], seed: int) -> MLP:
+    """The MLP as the train stage initialised it: its only random draws follow the seed."""
+    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG as it was
+        torch.manual_seed(seed)
+        net = MLP(
+            architecture["in_features"],
+            tuple(architecture["hidden"]),
+            architecture["out_features"],
+            architecture["dropout"],
+        )
+    return net.eval()
+
+
+def layer_names(requested: tuple[str, ...], n_hidden: int) -> list[str]:
+    """Expand `hidden` to every hidden layer and order the names from input to logits."""
+    order = ["input", *(f"hidden{i}" for i in range(1, n_hidden + 1)), "logits"]
+    chosen = set()
+    for name in requested:
+        if name == "hidden":
+            chosen.update(order[1:-1])
+        elif name in order:
+            chosen.add(name)
+        else:
+            raise ParamsError(
+                f"explain.layers: the model has no layer {name} (it has hidden1..hidden{n_hidden})"
+            )
+    return [name for name in order if name in chosen]
+
+
+@torch.no_grad()
+def representations(net: MLP, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every representation of the rows `x`: input, each hidden layer after ReLU, logits."""
+    outputs = net.eval().activations(torch.as_tensor(x))
+    names = [*(f"hidden{i}" for i in range(1, len(outputs))), "logits"]
+    layers = {name: out.double().numpy() for name, out in zip(names, outputs)}
+    return {"input": x.astype(np.float64), **layers}
+
+
+def topology_report(inputs: Inputs, params: ExplainParams) -> Report:
+    """Persistent homology of each class in each chosen layer, trained network and control.
+
+    Uses every processed row (train, val and test): topology describes how the network
+    reshapes the data, not how it generalises, and more points give steadier k-NN graphs.
+    """
+    x = np.concatenate([inputs.x[s] for s in SPLITS])
+    y = np.concatenate([inputs.y[s] for s in SPLITS])
+    _check_class_sizes(y, params.k)
+    every = layer_names(("input", "hidden", "logits"), len(inputs.trained.hidden))
+    names = layer_names(params.layers, len(inputs.trained.hidden))
+    last = [n for n in names if n.startswith("hidden")][-1]
+    diagrams = _diagrams(inputs, x, y, names, params)
+    totals = {
+        key: [topology.total_persistence(d, params.filtration_max) for d in dgms]
+        for key, dgms in diagrams.items()
+    }
+    classes = np.unique(y).tolist()
+    report = Report()
+    report.tables["layers.tsv"] = _layer_table(totals, names, every, classes)
+    report.tables["betti.tsv"] = _betti_table(diagrams, last, classes, params)
+    report.metrics["topology"] = _simplification(totals, last, classes)
+    grid = {
+        name: {
+            f"{network}, class {inputs.spec.classes[c]}": diagrams[network, name, c]
+            for network in NETWORKS
+            for c in classes
+        }
+        for name in names
+    }
+    report.figures["diagrams.png"] = topology.plot_diagrams(grid, params.filtration_max)
+    return report
+
+
+def weights_report(inputs: Inputs) -> Report:
+    """Neural persistence of every weight matrix, beside the weights' standard deviation.
+
+    Girrbach et al. (TMLR 2023) show that in later layers neural persistence mostly tracks
+    the weights' variance, so the two are reported together.
+    """
+    report = Report()
+    table: dict[str, Any] = {}
+    for network in NETWORKS:
+        net: MLP = getattr(inputs, network)
+        weights = [layer.weight.detach().double().numpy() for layer in [*net.hidden, net.output]]
+        table[f"{network}_np"] = topology.neural_persistence(weights)
+        table[f"{network}_weight_std"] = [float(w.std()) for w in weights]
+    names = [*(f"hidden{i}" for i in range(1, len(inputs.trained.hidden) + 1)), "logits"]
+    frame = pd.DataFrame({"depth": range(1, len(names) + 1), "layer": names, **table})
+    report.tables["neural_persistence.tsv"] = frame
+    report.metrics["neural_persistence"] = {
+        network: {
+            **{n: _round(v) for n, v in zip(names, frame[f"{network}_np"])},
+            "mean": _round(frame[f"{network}_np"].mean()),
+        }
+        for network in NETWORKS
+    }
+    report.metrics["weight_std"] = {
+        network: {n: _round(v) for n, v in zip(names, frame[f"{network}_weight_std"])}
+        for network in NETWORKS
+    }
+    report.figures["neural_persistence.png"] = topology.plot_neural_persistence(
+        names,
+        {network: frame[f"{network}_np"].tolist() for network in NETWORKS},
+        {network: frame[f"{network}_weight_std"].tolist() for network in NETWORKS},
+    )
+    return report
+
+
+def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int) -> Report:
+    """Mapper graph of the trained network's last hidden layer on the test split."""
+    x, y = inputs.x["test"], inputs.y["test"]
+    reps = representations(inputs.trained, x)
+    activations = reps[f"hidden{len(inputs.trained.hidden)}"]
+    probability = _softmax(reps["logits"])[:, -1]
+    errors = reps["logits"].argmax(axis=1) != y
+    lens = mapper.lens(activations, probability, random_state=seed)
+    graph = mapper.build(
+        activations,
+        lens,
+        cubes=params.mapper_cubes,
+        overlap=params.mapper_overlap,
+        eps_quantile=params.mapper_eps_quantile,
+        min_samples=params.mapper_min_samples,
+    )
+    if not graph.nodes:
+        raise DataError("explain: the Mapper graph has no nodes; lower explain.mapper_min_samples")
+    report = Report()
+    report.metrics["mapper"] = {k: _round(v) for k, v in mapper.summary(graph, y, errors).items()}
+    labels = [inputs.spec.classes[i] for i in y]
+    report.texts["mapper.html"] = mapper.html(
+        graph,
+        probability=probability,
+        errors=errors,
+        features=x.astype(np.float64),
+        feature_names=inputs.spec.feature_names,
+        lens=lens,
+        tooltips=[
+            f"row {r}: label {label}, p = {p:.3f}"
+            for r, label, p in zip(inputs.rows["test"], labels, probability)
+        ],
+        title="Mapper of the last hidden layer (test split)",
+    )
+    report.figures["mapper.png"] = mapper.plot(graph, lens, probability, errors)
+    groups = list(attribution.feature_groups(inputs.spec).values())
+    inside = mapper.error_rows(graph, errors)
+    report.feature_scores["mapper_error"] = mapper.over_representation(x, inside, groups)
+    return report
+
+
+def attribution_report(
+    inputs: Inputs, params: ExplainParams, *, seed: int, mapper_error: np.ndarray
+) -> Report:
+    """Integrated gradients and permutation importance per raw feature, ranked against Mapper."""
+    groups = attribution.feature_groups(inputs.spec)
+    columns = list(groups.values())
+    x, y = inputs.x["test"], inputs.y["test"]
+    # Baseline: the average training row (a plausible "typical patient"; all zeros would
+    # be a patient with no category at all in every one-hot group).
+    baseline = inputs.x["train"].mean(axis=0, keepdims=True)
+    model = attribution.positive_probability(inputs.trained)
+    ig = attribution.integrated_gradients(model, x, baseline, params.ig_steps)
+    scores = {
+        "integrated_gradients": attribution.group_attributions(ig, columns),
+        "permutation": attribution.permutation_importance(
+            inputs.trained, x, y, columns, params.permutation_repeats, np.random.default_rng(seed)
+        ),
+        "mapper_error": mapper_error,
+    }
+    report = Report()
+    report.tables["features.tsv"] = pd.DataFrame({"feature": list(groups), **scores})
+    short = {"integrated_gradients": "ig", "permutation": "permutation", "mapper_error": "mapper"}
+    report.metrics["rank_agreement"] = {
+        f"{short[a]}_vs_{short[b]}": _round(attribution.rank_agreement(scores[a], scores[b]))
+        for a, b in itertools.combinations(short, 2)
+    }
+    return report
+
+
+def write(out: Path, reports: list[Report]) -> dict[str, Any]:
+    """Write every report into `out` at once (the old folder stays until all is written)."""
+    metrics = {k: v for report in reports for k, v in report.metrics.items()}
+    with atomic_dir(out) as tmp:
+        (tmp / "metrics.json").write_text(
+            json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
+        for report in reports:
+            for name, table in report.tables.items():
+                table.to_csv(tmp / name, sep="\t", index=False, float_format="%.6g")
+            for name, figure in report.figures.items():
+                # No "Software" entry: the PNG bytes must not change with matplotlib's version.
+                figure.savefig(tmp / name, dpi=DPI, metadata={"Software": None})
+            for name, text in report.texts.items():
+                (tmp / name).write_text(text, encoding="utf-8")
+    return metrics
+
+
+def _check_class_sizes(y: np.ndarray, k: int) -> None:
+    values, counts = np.unique(y, return_counts=True)
+    if counts.min() <= k:
+        small = values[counts.argmin()]
+        raise DataError(
+            f"explain.k = {k} needs more than {k} rows per class; class index {small} has "
+            f"{counts.min()}"
+        )
+
+
+def _diagrams(
+    inputs: Inputs, x: np.ndarray, y: np.ndarray, names: list[str], params: ExplainParams
+) -> dict[tuple[str, str, int], list[np.ndarray]]:
+    """Persistence diagrams per (network, layer, class); both networks share the input's."""
+    diagrams: dict[tuple[str, str, int], list[np.ndarray]] = {}
+    for network in NETWORKS:
+        reps = representations(getattr(inputs, network), x)
+        for name, c in itertools.product(names, np.unique(y).tolist()):
+            if name == "input" and network != NETWORKS[0]:
+                diagrams[network, name, c] = diagrams[NETWORKS[0], name, c]
+            else:
+                distances = topology.knn_geodesic(reps[name][y == c], params.k)
+                diagrams[network, name, c] = topology.persistence(distances, params.filtration_max)
+    return diagrams
+
+
+def _layer_table(
+    totals: dict[tuple[str, str, int], list[float]],
+    names: list[str],
+    every: list[str],
+    classes: list[int],
+) -> pd.DataFrame:
+    """Total persistence per layer: one row per layer, columns network x dimension (x class)."""
+    rows = []
+    for name in names:
+        row: dict[str, Any] = {"depth": every.index(name), "layer": name}
+        for network, dim in itertools.product(NETWORKS, (0, 1)):
+            per_class = [totals[network, name, c][dim] for c in classes]
+            row[f"{network}_h{dim}"] = sum(per_class)
+            row.update({f"{network}_h{dim}_class{c}": v for c, v in zip(classes, per_class)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _betti_table(
+    diagrams: dict[tuple[str, str, int], list[np.ndarray]],
+    last: str,
+    classes: list[int],
+    params: ExplainParams,
+) -> pd.DataFrame:
+    """Betti-0 and Betti-1 curves (summed over classes): input and last hidden layer."""
+    scales = np.linspace(0.0, params.filtration_max, params.filtration_steps)
+    table: dict[str, Any] = {"scale": scales}
+    for label, network, name in (("input", "trained", "input"), ("trained", "trained", last),
+                                 ("control", "control", last)):  # fmt: skip
+        for dim in (0, 1):
+            curves = [
+                topology.betti_curve(diagrams[network, name, c][dim], scales) for c in classes
+            ]
+            table[f"{label}_b{dim}"] = np.sum(curves, axis=0)
+    return pd.DataFrame(table)
+
+
+def _simplification(
+    totals: dict[tuple[str, str, int], list[float]], last: str, classes: list[int]
+) -> dict[str, Any]:
+    """Total persistence of the last hidden layer over the input's (< 1: simpler topology)."""
+
+    def total(network: str, name: str, dim: int) -> float:
+        return sum(totals[network, name, c][dim] for c in classes)
+
+    metrics: dict[str, Any] = {
+        f"simplification_h{dim}": {
+            n: _ratio(total(n, last, dim), total(n, "input", dim)) for n in NETWORKS
+        }
+        for dim in (0, 1)
+    }
+    metrics["total_persistence_h1"] = {
+        "input": _round(total("trained", "input", 1)),
+        **{n: _round(total(n, last, 1)) for n in NETWORKS},
+    }
+    return metrics
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return _round(a / b) if b > 0 else None
+
+
+def _round(value: float | None) -> float | int | None:
+    """Floats to four decimals (metrics files then diff cleanly); ints and None unchanged."""
+    if value is None:
+        return None
+    if isinstance(value, int | np.integer):
+        return int(value)
+    return round(float(value), 4)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)

@@ -1,0 +1,132 @@
+"""Persistent homology of point clouds (Naitzat et al. 2020) and of weights (Rieck et al. 2019).
+
+Arrays in, diagrams, numbers and figures out: which points and which network they come
+from is `topoxai.explain`'s business.
+"""
+
+import numpy as np
+from matplotlib.figure import Figure
+from ripser import ripser
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import minimum_spanning_tree, shortest_path
+from sklearn.neighbors import NearestNeighbors
+
+# Duplicate rows give zero-length edges, which scipy's sparse graphs would read as "no edge".
+_MIN_LENGTH = 1e-9
+
+
+def knn_geodesic(points: np.ndarray, k: int) -> np.ndarray:
+    """Shortest-path distances in the symmetric k-NN graph, in units of its median edge.
+
+    Naitzat, Zhitnikov & Lim (JMLR 2020) measure each layer with geodesic distances on a
+    k-NN graph so that the layer's overall scale does not matter; dividing by the median
+    edge length keeps that property with Euclidean edge lengths (a continuous filtration).
+    Points in different components of the graph are at distance inf.
+    """
+    n = len(points)
+    if not 0 < k < n:
+        raise ValueError(f"k must be in [1, {n - 1}] for {n} points (got {k})")
+    lengths, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+    # Column 0 is each point itself, except among duplicates; drop self-loops either way.
+    rows = np.repeat(np.arange(n), k + 1)
+    cols, data = neighbours.ravel(), lengths.ravel()
+    keep = rows != cols
+    rows, cols, data = rows[keep], cols[keep], data[keep]
+    positive = data[data > 0]
+    unit = float(np.median(positive)) if len(positive) else 1.0
+    data = np.maximum(data / unit, _MIN_LENGTH)
+    graph = coo_matrix((data, (rows, cols)), shape=(n, n)).tocsr()
+    return shortest_path(graph, method="D", directed=False)
+
+
+def persistence(distances: np.ndarray, max_scale: float) -> list[np.ndarray]:
+    """Vietoris-Rips persistence diagrams in dimensions 0 and 1, up to `max_scale`.
+
+    Bars still alive at `max_scale` (and between points at distance inf) end at inf.
+    Dimension 2 is left out: it costs minutes where dimensions 0 and 1 cost under a second.
+    """
+    result = ripser(distances, maxdim=1, distance_matrix=True, thresh=max_scale)
+    return [np.asarray(d, dtype=np.float64) for d in result["dgms"]]
+
+
+def betti_curve(diagram: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Number of bars alive (birth <= s < death) at each scale s."""
+    births, deaths = diagram[:, 0], diagram[:, 1]
+    alive = (births[None, :] <= scales[:, None]) & (scales[:, None] < deaths[None, :])
+    return alive.sum(axis=1)
+
+
+def total_persistence(diagram: np.ndarray, max_scale: float) -> float:
+    """Sum of bar lengths, each bar cut at `max_scale` (so infinite bars count as finite)."""
+    deaths = np.minimum(diagram[:, 1], max_scale)
+    return float(np.sum(np.maximum(deaths - diagram[:, 0], 0.0)))
+
+
+def neural_persistence(weights: list[np.ndarray]) -> list[float]:
+    """Normalised neural persistence of each weight matrix (Rieck et al., ICLR 2019).
+
+    Each layer is a complete bipartite graph (inputs x outputs) whose edges enter a
+    superlevel filtration in order of |w| / max|w|, the maximum taken over the whole
+    network as in the paper. Every vertex is born at 1; the 0-dimensional bars end at the
+    edges of a maximum spanning tree, so persistence = 1 - weight for each tree edge.
+    Returned: the 2-norm of those persistences over its upper bound sqrt(|V| - 1), in [0, 1].
+    """
+    largest = max(float(np.abs(w).max()) for w in weights)
+    if largest == 0:
+        return [0.0 for _ in weights]
+    return [_layer_persistence(np.abs(w) / largest) for w in weights]
+
+
+def _layer_persistence(normalised: np.ndarray) -> float:
+    n_out, n_in = normalised.shape
+    # A maximum spanning tree of the weights is a minimum one of 2 - weight: the shift
+    # keeps every cost > 0 (scipy drops zero entries) without changing which tree wins.
+    cost = np.zeros((n_out + n_in, n_out + n_in))
+    cost[:n_out, n_out:] = 2.0 - normalised
+    tree = minimum_spanning_tree(cost).tocoo()
+    persistences = tree.data - 1.0  # = 1 - weight
+    return float(np.linalg.norm(persistences) / np.sqrt(n_out + n_in - 1))
+
+
+def plot_diagrams(grid: dict[str, dict[str, list[np.ndarray]]], max_scale: float) -> Figure:
+    """Persistence diagrams (H0, H1), one panel per row key x column key; inf drawn on top."""
+    rows, columns = list(grid), list(next(iter(grid.values())))
+    fig = Figure(figsize=(2.6 * len(columns), 2.5 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), len(columns), sharex=True, sharey=True, squeeze=False)
+    top = 1.08 * max_scale  # where bars that never die are drawn
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            ax = axes[i, j]
+            ax.plot([0, top], [0, top], color="0.6", lw=0.8)
+            ax.axhline(top, color="0.6", lw=0.8, ls="--")
+            for dim, diagram in enumerate(grid[row][column]):
+                deaths = np.where(np.isinf(diagram[:, 1]), top, diagram[:, 1])
+                ax.scatter(diagram[:, 0], deaths, s=6, alpha=0.6, label=f"H{dim}")
+            ax.set_title(f"{row}: {column}", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("birth")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("death (dashed: never)")
+    axes[0, 0].legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_neural_persistence(
+    layers: list[str], persistence: dict[str, list[float]], weight_std: dict[str, list[float]]
+) -> Figure:
+    """Normalised neural persistence and weight standard deviation per layer, side by side."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    x = np.arange(len(layers))
+    width = 0.8 / len(persistence)
+    for ax, values, title in (
+        (axes[0], persistence, "normalised neural persistence"),
+        (axes[1], weight_std, "weight standard deviation"),
+    ):
+        for i, (network, series) in enumerate(values.items()):
+            ax.bar(x + (i - (len(values) - 1) / 2) * width, series, width, label=network)
+        ax.set_xticks(x, layers)
+        ax.set_xlabel("layer (the weights that produce it)")
+        ax.set_title(title)
+    axes[0].legend()
+    return fig

@@ -1,0 +1,205 @@
+"""The explain stage: params, the untrained control, and the whole folder on a tiny model."""
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from topoxai.artifacts import architecture, save_model
+from topoxai.classifier import Classifier
+from topoxai.explain import explain, initial_network, layer_names
+from topoxai.features import DataError, fit
+from topoxai.model import MLP
+from topoxai.params import ExplainParams, ParamsError, parse
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ExplainParams(
+    layers=("input", "hidden", "logits"),
+    k=4,
+    filtration_max=4.0,
+    filtration_steps=11,
+    mapper_cubes=3,
+    mapper_overlap=0.5,
+    mapper_eps_quantile=0.5,
+    mapper_min_samples=1,
+    ig_steps=8,
+    permutation_repeats=2,
+    threads=1,
+)
+OUTPUTS = {
+    "metrics.json", "betti.tsv", "layers.tsv", "neural_persistence.tsv", "features.tsv",
+    "diagrams.png", "mapper.png", "neural_persistence.png", "mapper.html",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A processed data folder and a briefly trained (8, 8) model, laid out as the stages do."""
+    root = tmp_path_factory.mktemp("explain")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=90), "b": rng.normal(size=90), "c": rng.choice(["x", "y", "z"], 90)}
+    )
+    frame["t"] = ((frame["a"] + (frame["c"] == "x") + rng.normal(0, 0.5, 90)) > 0.5).astype(int)
+    parts = {"train": frame.iloc[:50], "val": frame.iloc[50:70], "test": frame.iloc[70:]}
+    spec = fit(parts["train"], target="t", categorical=["c"], source_sha256="s")
+    (root / "data").mkdir()
+    for name, part in parts.items():
+        table = pd.DataFrame(spec.transform(part), columns=spec.feature_names, index=part.index)
+        table["t"] = part["t"]
+        table.to_csv(root / "data" / f"{name}.csv", index_label="row")
+    (root / "data" / "preprocess.json").write_text(spec.to_json(), encoding="utf-8")
+
+    torch.manual_seed(7)
+    net = MLP(len(spec.feature_names), (8, 8), 2)
+    x = torch.as_tensor(spec.transform(parts["train"]), dtype=torch.float32)
+    y = torch.as_tensor(parts["train"]["t"].to_numpy())
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(30):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+    card = {"architecture": architecture(net), "feature_names": spec.feature_names,
+            "classes": spec.classes, "training": {"seed": 7}}  # fmt: skip
+    save_model(root / "models", net.eval(), spec, card)
+    return root
+
+
+def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
+    threads = torch.get_num_threads()
+    metrics = explain(
+        TINY, seed=0, model_dir=workspace / "models", data_dir=workspace / "data",
+        out=tmp_path / "first",
+    )  # fmt: skip
+    assert torch.get_num_threads() == threads  # restored
+    assert {p.name for p in (tmp_path / "first").iterdir()} == OUTPUTS
+    assert [p.name for p in tmp_path.iterdir()] == ["first"]  # no temporary folder left
+
+    # The stage script, in a fresh process, writes the very same bytes (DVC's hashes).
+    params = _params_file(tmp_path, seed=0, explain=dataclasses.asdict(TINY))
+    subprocess.run(
+        [sys.executable, str(ROOT / "src/stages/explain.py"), "--params", str(params),
+         "--model", str(workspace / "models"), "--data", str(workspace / "data"),
+         "--out", str(tmp_path / "second")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    for name in OUTPUTS:
+        first, second = (tmp_path / d / name for d in ("first", "second"))
+        assert first.read_bytes() == second.read_bytes(), name
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"metrics.json holds {name}")
+
+    strict = json.loads((tmp_path / "first/metrics.json").read_text(), parse_constant=no_constants)
+    assert strict == metrics
+    assert set(metrics) == {"topology", "neural_persistence", "weight_std", "mapper",
+                            "rank_agreement"}  # fmt: skip
+    assert set(metrics["neural_persistence"]["trained"]) == {"hidden1", "hidden2", "logits", "mean"}
+    assert metrics["mapper"]["nodes"] > 0
+
+    layers = pd.read_csv(tmp_path / "first/layers.tsv", sep="\t")
+    assert layers["layer"].tolist() == ["input", "hidden1", "hidden2", "logits"]
+    assert layers["depth"].tolist() == [0, 1, 2, 3]
+    # The input is the same point cloud for both networks.
+    assert (layers["trained_h1"].iloc[0], layers["trained_h0"].iloc[0]) == (
+        layers["control_h1"].iloc[0],
+        layers["control_h0"].iloc[0],
+    )
+    betti = pd.read_csv(tmp_path / "first/betti.tsv", sep="\t")
+    assert betti.columns.tolist() == ["scale", "input_b0", "input_b1", "trained_b0", "trained_b1",
+                                      "control_b0", "control_b1"]  # fmt: skip
+    assert betti.loc[0, "input_b0"] == 90  # scale 0: every row is its own component
+    features = pd.read_csv(tmp_path / "first/features.tsv", sep="\t")
+    assert features["feature"].tolist() == ["a", "b", "c"]
+
+
+def test_control_is_the_initialisation_the_train_stage_started_from():
+    lightning.seed_everything(3, workers=True, verbose=False)  # as topoxai.train does
+    started = Classifier(5, (8, 8), 2).net
+    torch.manual_seed(99)  # the control must not depend on the caller's RNG state
+    state = torch.random.get_rng_state()
+    control = initial_network(architecture(started), seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # ... nor change it
+    for name, tensor in started.state_dict().items():
+        assert torch.equal(control.state_dict()[name], tensor), name
+
+
+def test_layer_names_expand_hidden_and_follow_depth():
+    assert layer_names(("logits", "hidden", "input"), 2) == [
+        "input",
+        "hidden1",
+        "hidden2",
+        "logits",
+    ]
+    assert layer_names(("input", "hidden2", "hidden2"), 3) == ["input", "hidden2"]
+    with pytest.raises(ParamsError, match="no layer hidden3"):
+        layer_names(("input", "hidden3"), 2)
+
+
+def test_data_from_another_preprocessing_is_one_error(workspace, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(workspace / "data", data)
+    spec = json.loads((data / "preprocess.json").read_text())
+    spec["means"][0] += 1.0
+    (data / "preprocess.json").write_text(json.dumps(spec))
+    with pytest.raises(DataError, match="not the preprocessing"):
+        explain(TINY, seed=0, model_dir=workspace / "models", data_dir=data, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
+    params = dataclasses.replace(TINY, k=80)
+    with pytest.raises(DataError, match=r"explain.k = 80 needs more than 80 rows per class"):
+        explain(params, seed=0, model_dir=workspace / "models", data_dir=workspace / "data",
+                out=tmp_path / "o")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"layers": ["input", "hiden1"]}, "explain.layers: unknown layer 'hiden1'"),
+        ({"layers": ["hidden", "logits"]}, "explain.layers must include input and a hidden"),
+        ({"k": 0}, r"explain.k must be >= 1 \(got 0\)"),
+        ({"mapper_overlap": 1.0}, r"explain.mapper_overlap must be in \[0, 1\)"),
+        ({"mapper_eps_quantile": 0}, r"explain.mapper_eps_quantile must be in \(0, 1\]"),
+        ({"filtration_steps": 1}, "explain.filtration_steps must be >= 2"),
+        ({"ig_steps": "50"}, "explain.ig_steps must be an integer"),
+        ({"extra": 1}, "unknown key explain.extra"),
+    ],
+)
+def test_bad_explain_params_are_one_line(change, message):
+    raw = {**dataclasses.asdict(TINY), **change}
+    raw["layers"] = list(raw["layers"])
+    with pytest.raises(ParamsError, match=message) as err:
+        parse(ExplainParams, raw, "explain.")
+    assert "\n" not in str(err.value)
+
+
+def _params_file(folder: Path, **sections: object) -> Path:
+    """The project's params.yaml with some sections replaced."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params.update(sections)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_stage_reports_bad_params_before_any_heavy_import(tmp_path):
+    params = _params_file(tmp_path, seed=0, explain={**dataclasses.asdict(TINY), "k": 0})
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "src/stages/explain.py"), "--params", str(params),
+         "--model", "m", "--data", "d", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == f"error: {params}: explain.k must be >= 1 (got 0)\n"
+    assert not (tmp_path / "out").exists()
