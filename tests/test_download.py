@@ -432,3 +432,19 @@ def test_stage_script_bad_params_is_one_error_line(tmp_path):
     assert proc.stderr.splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("error:") and "train.lrr" in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:abc/x.csv", "http://exa mple.com/x.csv", "https://[::1/x"]
+)
+def test_malformed_url_is_one_line(tmp_path, url):
+    with pytest.raises(DownloadError, match=r"not a valid URL|cannot connect") as err:
+        fetch(url, tmp_path / "out.csv", sha256=None, target="HeartDisease", retries=0)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unbalanced_quote_is_a_malformed_csv():
+    body = b'Age,HeartDisease\n1,"0\n' + b"x" * 200_000 + b"\n"
+    with pytest.raises(DownloadError, match="malformed CSV"):
+        check_csv(body, "HeartDisease", "src")

@@ -13,6 +13,7 @@ from topoxai.classifier import Classifier, fit, macro_f1, predict_proba
 from topoxai.features import fit as fit_spec
 from topoxai.metrics import classification_metrics, precision_recall_points, roc_points
 from topoxai.model import MLP
+from topoxai.params import ParamsError
 
 
 def test_mlp_shapes_and_activations():
@@ -115,3 +116,39 @@ def test_curves_are_strict_json():
     roc = roc_points(y, score)
     assert (roc[0]["fpr"], roc[0]["tpr"]) == (0.0, 0.0)
     assert (roc[-1]["fpr"], roc[-1]["tpr"]) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "card",
+    ["[1]", '{"format_version": 1}', "\udcff".encode("utf-8", "surrogateescape").decode("latin-1")],
+)
+def test_malformed_card_is_a_model_error(tmp_path, card):
+    frame = pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]})
+    spec = fit_spec(frame, target="t", categorical=[], source_sha256="s")
+    net = MLP(1, (2,), 2)
+    save_model(
+        tmp_path / "m", net, spec, {"architecture": architecture(net), "feature_names": ["a"]}
+    )
+    (tmp_path / "m" / "model.json").write_bytes(card.encode("latin-1"))
+    with pytest.raises(ModelError, match=r"model\.json"):
+        load_model(tmp_path / "m")
+
+
+def test_half_precision_training_returns_a_float32_network():
+    torch.manual_seed(0)
+    module = Classifier(4, (8,), 2, optimizer="adam", lr=0.05)
+    fitted = fit(
+        module, _toy(64, 1), _toy(32, 2), batch_size=32, max_epochs=2, patience=2, seed=0,
+        on_epoch=lambda epoch, metrics: None,
+        trainer_options={"accelerator": "cpu", "devices": 1, "precision": "bf16-true"},
+    )  # fmt: skip
+    assert {p.dtype for p in fitted.net.parameters()} == {torch.float32}
+    assert predict_proba(fitted.net, _toy(4, 3)[0]).dtype == torch.float64
+
+
+def test_trainer_option_typo_is_a_params_error():
+    with pytest.raises(ParamsError, match=r"train\.precision"):
+        fit(
+            Classifier(4, (8,), 2), _toy(8, 1), _toy(8, 2), batch_size=4, max_epochs=1, patience=1,
+            seed=0, on_epoch=lambda epoch, metrics: None, trainer_options={"precision": "17-fake"},
+        )  # fmt: skip

@@ -1,6 +1,8 @@
 """The real `dvc` CLI on a temporary copy of the repository."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -69,3 +71,20 @@ def test_default_pipeline_meets_targets_and_reproduces_the_lock(repo: Repo):
     assert repo.run("git", "status", "--porcelain").stdout == ""
     repo.dvc("repro", "-f")
     assert (repo.path / "dvc.lock").read_text() == committed_lock
+
+
+def test_train_stage_failing_after_setup_leaves_no_partial_outputs(trained: Repo, tmp_path):
+    """A Trainer option typo surfaces once Live has opened its folder; nothing may remain."""
+    params = yaml.safe_load((trained.path / "params.yaml").read_text())
+    params["train"]["precision"] = "17-fake"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "src/stages/train.py"), "--params", str(tmp_path / "params.yaml"),
+         "--data", str(trained.path / "data/processed"),
+         "--model", str(tmp_path / "out/models"), "--live", str(tmp_path / "out/live")],
+        cwd=trained.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("error: train.accelerator, train.devices")
+    assert "17-fake" in result.stderr and "Traceback" not in result.stderr
+    assert list((tmp_path / "out").iterdir()) == []

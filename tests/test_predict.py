@@ -139,3 +139,24 @@ def test_predict_imports_neither_lightning_nor_clearml(trained, raw_test_rows, t
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("source", ["DIR", "http://127.0.0.1:9/x.csv"])
+def test_input_that_is_not_a_file(trained, tmp_path, source):
+    source = str(tmp_path) if source == "DIR" else source
+    result = predict(trained, "--input", source, "--output", str(tmp_path / "out.csv"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_output_into_a_directory_leaves_nothing_behind(trained, raw_test_rows, tmp_path):
+    rows, _ = raw_test_rows
+    rows.head(2).to_csv(tmp_path / "in.csv", index=False)
+    (tmp_path / "out").mkdir()
+    result = predict(
+        trained, "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out")
+    )
+    assert result.returncode == 1
+    assert "cannot write it" in result.stderr.splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out"]

@@ -53,14 +53,21 @@ def load_model(folder: Path) -> Model:
     card_path = folder / CARD
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise ModelError(
             f"{card_path}: not found; is {folder} a model folder from the train stage?"
         ) from None
-    except json.JSONDecodeError as err:
-        raise ModelError(f"{card_path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-    if card.get("format_version") != FORMAT_VERSION:
-        raise ModelError(f"{card_path}: format_version must be {FORMAT_VERSION}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{card_path}: not a readable JSON model card ({err})") from None
+    if not isinstance(card, dict) or card.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{card_path}: not a model card of format_version {FORMAT_VERSION}")
+    try:
+        return _check_and_build(folder, card)
+    except (KeyError, TypeError, ValueError) as err:  # a card edited by hand
+        raise ModelError(f"{card_path}: missing or malformed entry ({err!r})") from None
+
+
+def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:
     for name in (WEIGHTS, SPEC):
         path = folder / name
         if not path.is_file():
@@ -70,7 +77,10 @@ def load_model(folder: Path) -> Model:
             raise ModelError(
                 f"{path}: sha256 does not match {CARD}; the files come from different runs"
             )
-    spec = Preprocessor.load(folder / SPEC)
+    try:
+        spec = Preprocessor.load(folder / SPEC)
+    except UserError as err:
+        raise ModelError(str(err)) from None
     arch = card["architecture"]
     if (
         spec.feature_names != card["feature_names"]

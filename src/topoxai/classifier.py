@@ -8,10 +8,12 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from topoxai.model import MLP
+from topoxai.params import ParamsError
 
 MONITOR = "val_loss"
 
@@ -133,23 +135,32 @@ def fit(
     # The validation split is small: one batch, one metric value per epoch.
     val_loader = DataLoader(TensorDataset(*val), batch_size=len(val[1]))
     best = KeepBest()
-    trainer = L.Trainer(
-        max_epochs=max_epochs,
-        callbacks=[EarlyStopping(MONITOR, patience=patience, mode="min"), best, EpochLog(on_epoch)],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        deterministic=True,
-        **trainer_options,
-    )
+    try:
+        trainer = L.Trainer(
+            max_epochs=max_epochs,
+            callbacks=[
+                EarlyStopping(MONITOR, patience=patience, mode="min"),
+                best,
+                EpochLog(on_epoch),
+            ],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            deterministic=True,
+            **trainer_options,
+        )
+    except (ValueError, MisconfigurationException) as err:  # an accelerator/precision typo
+        keys = ", ".join(f"train.{k}" for k in trainer_options)
+        raise ParamsError(f"{keys}: {str(err).splitlines()[0]}") from None
     trainer.fit(module, train_loader, val_loader)
     if best.state is None:
         raise RuntimeError("training ran no validation epoch")
     module.load_state_dict(best.state)
     module.net.eval()
-    return Fitted(module.net.cpu(), best.best_epoch, trainer.current_epoch)
+    # float(): a bf16/16-true run leaves the weights in half precision; evaluate and save fp32.
+    return Fitted(module.net.float().cpu(), best.best_epoch, trainer.current_epoch)
 
 
 @torch.no_grad()

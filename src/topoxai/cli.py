@@ -37,8 +37,11 @@ def _predict(args: argparse.Namespace) -> None:
     text = table.to_csv(index=False)
     if args.output == "-":
         sys.stdout.write(text)
-    else:
+        return
+    try:
         write_text(Path(args.output), text)
+    except OSError as err:
+        raise UserError(f"{args.output}: cannot write it ({err.strerror})") from None
 
 
 if __name__ == "__main__":

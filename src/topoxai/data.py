@@ -45,7 +45,8 @@ def read_raw(path: Path, *, target: str, categorical: list[str]) -> pd.DataFrame
 def drop_nonpositive(frame: pd.DataFrame, columns: list[str]) -> Filtered:
     """Drop rows where any of `columns` is <= 0 (0 encodes 'not measured' in this dataset)."""
     require_columns(frame, columns)
-    bad = {c: frame[c].to_numpy() <= 0 for c in columns}
+    values = numeric_block(frame, columns)  # a text column here is one clear error
+    bad = {c: values[:, j] <= 0 for j, c in enumerate(columns)}
     keep = ~np.logical_or.reduce(list(bad.values())) if bad else np.ones(len(frame), bool)
     kept = frame[keep]
     if kept.empty:

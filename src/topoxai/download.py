@@ -104,8 +104,8 @@ def _fetch_http(url: str, out: BinaryIO, *, timeout: float, retries: int, backof
 
 
 def _get_once(url: str, out: BinaryIO, timeout: float) -> None:
-    request = urllib.request.Request(url, headers={"User-Agent": "topoxai-download"})
     try:
+        request = urllib.request.Request(url, headers={"User-Agent": "topoxai-download"})
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             ctype = resp.headers.get("Content-Type", "")
             if "html" in ctype.lower():
@@ -125,6 +125,8 @@ def _get_once(url: str, out: BinaryIO, timeout: float) -> None:
         if isinstance(err.reason, TimeoutError | ConnectionError):
             raise _Transient(_describe_network_error(err.reason, timeout)) from None
         raise DownloadError(f"{url}: cannot connect ({err.reason})") from None
+    except (ValueError, http.client.InvalidURL) as err:  # a bad port, a space, a broken [IPv6]
+        raise DownloadError(f"{url}: not a valid URL ({err})") from None
     if total is not None and received != total:
         raise _Transient(f"truncated body: got {received} of {total} bytes")
 
@@ -169,14 +171,17 @@ def check_csv(content: bytes, target: str, source: str) -> None:
             f"columns are {', '.join(header)}"
         )
     count = 0
-    for number, row in enumerate(rows, start=1):
-        if not row:
-            continue  # blank lines are not rows, for the csv module nor for pandas
-        if len(row) != len(header):
-            raise DownloadError(
-                f"{source}: row {number} has {len(row)} fields, the header has {len(header)} "
-                "(truncated or malformed CSV)"
-            )
-        count += 1
+    try:
+        for number, row in enumerate(rows, start=1):
+            if not row:
+                continue  # blank lines are not rows, for the csv module nor for pandas
+            if len(row) != len(header):
+                raise DownloadError(
+                    f"{source}: row {number} has {len(row)} fields, the header has {len(header)} "
+                    "(truncated or malformed CSV)"
+                )
+            count += 1
+    except csv.Error as err:  # e.g. an unbalanced quote swallowing the rest of the file
+        raise DownloadError(f"{source}: malformed CSV after row {count} ({err})") from None
     if count == 0:
         raise DownloadError(f"{source}: the CSV has a header but no rows")

@@ -64,20 +64,35 @@ class Preprocessor:
 
     @classmethod
     def from_json(cls, text: str) -> "Preprocessor":
-        spec = json.loads(text)
-        if spec.pop("format_version", None) != FORMAT_VERSION:
-            raise DataError(f"preprocessing spec: format_version must be {FORMAT_VERSION}")
-        return cls(**spec)
+        try:
+            spec = json.loads(text)
+            if spec.pop("format_version", None) != FORMAT_VERSION:
+                raise DataError(f"format_version must be {FORMAT_VERSION}")
+            return cls(**spec)
+        except (
+            ValueError,
+            TypeError,
+            AttributeError,
+        ) as err:  # not JSON, not an object, wrong keys
+            raise DataError(f"not a preprocessing spec ({err})") from None
 
     @classmethod
     def load(cls, path: Path) -> "Preprocessor":
-        return cls.from_json(path.read_text(encoding="utf-8"))
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise DataError(f"{path}: cannot read it ({err}); run the preprocess stage") from None
+        except DataError as err:
+            raise DataError(f"{path}: {err}") from None
 
 
 def fit(
     train: pd.DataFrame, *, target: str, categorical: list[str], source_sha256: str
 ) -> Preprocessor:
     """Learn means, scales and categories from the training rows only."""
+    classes = sorted(train[target].unique().tolist())
+    if len(classes) != 2:
+        raise DataError(f"column {target}: the pipeline needs two classes, found {classes[:10]}")
     numeric = [c for c in train.columns if c != target and c not in categorical]
     values = numeric_block(train, numeric)
     means = values.mean(axis=0)
@@ -86,7 +101,7 @@ def fit(
     scales[scales == 0] = 1.0
     return Preprocessor(
         target=target,
-        classes=sorted(train[target].unique().tolist()),
+        classes=classes,
         numeric=numeric,
         means=means.tolist(),
         scales=scales.tolist(),

@@ -41,6 +41,8 @@ class DataParams:
             raise ParamsError("data.sha256 must be 64 lowercase hex digits or null")
         if self.target in self.categorical or self.target in self.positive:
             raise ParamsError(f"data.target {self.target!r} must not be a feature column too")
+        if overlap := sorted(set(self.positive) & set(self.categorical)):
+            raise ParamsError(f"data.positive: {overlap[0]} is categorical; list numeric columns")
         if any(r <= 0 for r in self.split):
             raise ParamsError(f"data.split ratios must all be > 0 (got {list(self.split)})")
         if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):
@@ -147,8 +149,8 @@ class Params:
     explain: ExplainParams
 
     def __post_init__(self) -> None:
-        if self.seed < 0:
-            raise ParamsError(f"seed must be >= 0 (got {self.seed})")
+        if not 0 <= self.seed < 2**32:  # numpy and sklearn take 32-bit seeds
+            raise ParamsError(f"seed must be in [0, 2**32) (got {self.seed})")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

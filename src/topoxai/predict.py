@@ -61,10 +61,14 @@ def read_rows(source: str, model: Model) -> pd.DataFrame:
     spec = model.spec
     # Categoricals as text, as the preprocess stage read them (FastingBS 0/1 must stay "0"/"1").
     dtypes = {c: str for c in spec.categorical}
+    if "://" in source:  # pandas would fetch URLs itself, with none of our checks
+        raise DataError(f"{source}: --input takes a file path or -, not a URL")
     try:
         frame = pd.read_csv(sys.stdin if source == "-" else source, dtype=dtypes)
     except FileNotFoundError:
         raise DataError(f"{source}: no such file") from None
+    except (IsADirectoryError, PermissionError) as err:
+        raise DataError(f"{source}: cannot read it ({err.strerror})") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{source}: the input is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:

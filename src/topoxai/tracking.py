@@ -130,43 +130,46 @@ def record(
             auto_connect_streams=False,
             auto_resource_monitoring=False,
         )
-        task.connect({"seed": seed, **dataclasses.asdict(train)}, name="train")
-        task.connect_configuration(params_file, name="params.yaml")
-        versions = data_versions(lock_file)
-        task.set_user_properties(**versions, **git_version())
-        if "processed" in versions:
-            task.add_tags([f"data:{versions['processed'][:8]}"])
+        try:
+            task.connect({"seed": seed, **dataclasses.asdict(train)}, name="train")
+            task.connect_configuration(params_file, name="params.yaml")
+            versions = data_versions(lock_file)
+            task.set_user_properties(**versions, **git_version())
+            if "processed" in versions:
+                task.add_tags([f"data:{versions['processed'][:8]}"])
 
-        logger = task.get_logger()
-        for epoch, metrics in enumerate(history):
-            for name, value in metrics.items():
-                split, metric = name.split("/")
-                logger.report_scalar(title=metric, series=split, value=value, iteration=epoch)
-        for name, value in test.items():
-            logger.report_single_value(f"test/{name}", value)
-        for model_name, scores in baseline.items():
-            for name, value in scores.items():
-                logger.report_single_value(f"baseline/{model_name}/{name}", value)
+            logger = task.get_logger()
+            for epoch, metrics in enumerate(history):
+                for name, value in metrics.items():
+                    split, metric = name.split("/")
+                    logger.report_scalar(title=metric, series=split, value=value, iteration=epoch)
+            for name, value in test.items():
+                logger.report_single_value(f"test/{name}", value)
+            for model_name, scores in baseline.items():
+                for name, value in scores.items():
+                    logger.report_single_value(f"baseline/{model_name}/{name}", value)
 
-        model = OutputModel(
-            task=task,
-            name=cfg.task,
-            framework="PyTorch",
-            label_enumeration={str(label): i for i, label in enumerate(card["classes"])},
-            tags=list(cfg.tags),
-            config_dict=card,
-        )
-        # clearml 2.1.12 offline: update_weights fails on a placeholder model ('DummyModel'
-        # has no attribute 'locked', clearml issue 1243) unless a model-level report
-        # creates the real one first. Online the report is just a useful number.
-        model.report_single_value("test/roc_auc", test["roc_auc"])
-        model.update_weights(weights_filename=str(weights), auto_delete_file=False)
-        # Without the subprocess reporter the model's events are written only after close()
-        # has zipped the offline session; flush them first so the zip is complete.
-        reporter: Any = model._reporter
-        reporter.flush()
-        reporter.wait_for_events(timeout=30)
-        task.close()
+            model = OutputModel(
+                task=task,
+                name=cfg.task,
+                framework="PyTorch",
+                label_enumeration={str(label): i for i, label in enumerate(card["classes"])},
+                tags=list(cfg.tags),
+                config_dict=card,
+            )
+            # clearml 2.1.12 offline: update_weights fails on a placeholder model ('DummyModel'
+            # has no attribute 'locked', clearml issue 1243) unless a model-level report
+            # creates the real one first. Online the report is just a useful number.
+            model.report_single_value("test/roc_auc", test["roc_auc"])
+            model.update_weights(weights_filename=str(weights), auto_delete_file=False)
+            # Without the subprocess reporter the model's events are written only after close()
+            # has zipped the offline session; flush them first so the zip is complete.
+            reporter: Any = model._reporter
+            reporter.flush()
+            reporter.wait_for_events(timeout=30)
+        finally:
+            # Also on failure: an open task keeps background threads alive.
+            task.close()
         if cfg.offline:
             return f"{task.get_offline_mode_folder()}.zip"
         return str(task.get_output_log_web_page())
@@ -199,7 +202,10 @@ def data_versions(lock_file: Path) -> dict[str, str]:
 
 def git_version() -> dict[str, str]:
     def git(*args: str) -> str:
-        result = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        except OSError:  # no git on this machine
+            return ""
         return result.stdout.strip() if result.returncode == 0 else ""
 
     commit = git("rev-parse", "HEAD")

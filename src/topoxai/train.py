@@ -11,12 +11,13 @@ import lightning
 import numpy as np
 import torch
 from dvclive import Live
+from threadpoolctl import threadpool_limits
 
 from topoxai.artifacts import architecture, save_model
 from topoxai.classifier import Classifier, fit, predict_proba
 from topoxai.data import read_split
 from topoxai.features import Preprocessor
-from topoxai.files import sha256_file
+from topoxai.files import atomic_dir, sha256_file
 from topoxai.metrics import baselines, classification_metrics, precision_recall_points, roc_points
 from topoxai.params import TrainParams
 
@@ -56,69 +57,75 @@ def train(
         momentum=params.momentum,
         weight_decay=params.weight_decay,
     )
-    # save_dvc_exp=False: `dvc repro`/`dvc exp run` own the experiment; dvcyaml=False: the
-    # project's dvc.yaml declares metrics and plots, DVCLive must not rewrite it.
-    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+    # Written to a temporary sibling and renamed at the end: a failure leaves no half folder.
+    # Thread pools capped too, so sklearn's baselines do not depend on the core count either.
+    with threadpool_limits(limits=params.threads), atomic_dir(live_dir) as live_tmp:
+        # save_dvc_exp=False: `dvc repro`/`dvc exp run` own the experiment; dvcyaml=False: the
+        # project's dvc.yaml declares metrics and plots, DVCLive must not rewrite it.
+        with Live(str(live_tmp), dvcyaml=False, save_dvc_exp=False) as live:
 
-        def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            names = {"train_loss": "train/loss", "val_loss": "val/loss", "val_f1": "val/f1"}
-            history.append({name: round(metrics[key], 6) for key, name in names.items()})
-            for name, value in history[-1].items():
-                live.log_metric(name, value)
-            live.next_step()
-            print(
-                f"epoch {epoch:3d}  train_loss {metrics['train_loss']:.4f}  "
-                f"val_loss {metrics['val_loss']:.4f}  val_f1 {metrics['val_f1']:.4f}",
-                flush=True,
+            def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
+                names = {"train_loss": "train/loss", "val_loss": "val/loss", "val_f1": "val/f1"}
+                history.append({name: round(metrics[key], 6) for key, name in names.items()})
+                for name, value in history[-1].items():
+                    live.log_metric(name, value)
+                live.next_step()
+                print(
+                    f"epoch {epoch:3d}  train_loss {metrics['train_loss']:.4f}  "
+                    f"val_loss {metrics['val_loss']:.4f}  val_f1 {metrics['val_f1']:.4f}",
+                    flush=True,
+                )
+
+            fitted = fit(
+                module,
+                tensors["train"],
+                tensors["val"],
+                batch_size=params.batch_size,
+                max_epochs=params.max_epochs,
+                patience=params.patience,
+                seed=seed,
+                on_epoch=log_epoch,
+                trainer_options={
+                    "accelerator": params.accelerator,
+                    "devices": params.devices,
+                    "strategy": params.strategy,
+                    "precision": params.precision,
+                },
             )
+            x_test, y_test = tensors["test"]
+            proba = predict_proba(fitted.net, x_test).numpy()
+            test = classification_metrics(y_test.numpy(), proba)
+            reference = baselines(*splits["train"][:2], *splits["test"][:2], seed=seed)
 
-        fitted = fit(
-            module,
-            tensors["train"],
-            tensors["val"],
-            batch_size=params.batch_size,
-            max_epochs=params.max_epochs,
-            patience=params.patience,
-            seed=seed,
-            on_epoch=log_epoch,
-            trainer_options={
-                "accelerator": params.accelerator,
-                "devices": params.devices,
-                "strategy": params.strategy,
-                "precision": params.precision,
+            live.summary["best_epoch"] = fitted.best_epoch
+            live.summary["epochs"] = fitted.epochs
+            live.summary["test"] = test
+            live.summary["baseline"] = reference
+            _log_test_plots(live, y_test.numpy(), proba, spec)
+            rows = splits["test"][2]
+            _write_predictions(live_tmp / "test_predictions.csv", rows, y_test.numpy(), proba)
+
+        card: dict[str, Any] = {
+            "architecture": architecture(fitted.net),
+            "target": spec.target,
+            "classes": spec.classes,
+            "feature_names": spec.feature_names,
+            "metrics": {"test": test},
+            "training": {
+                "seed": seed,
+                "best_epoch": fitted.best_epoch,
+                "epochs": fitted.epochs,
+                "optimizer": params.optimizer,
+                "lr": params.lr,
+                "batch_size": params.batch_size,
             },
-        )
-        x_test, y_test = tensors["test"]
-        proba = predict_proba(fitted.net, x_test).numpy()
-        test = classification_metrics(y_test.numpy(), proba)
-        reference = baselines(*splits["train"][:2], *splits["test"][:2], seed=seed)
-
-        live.summary["best_epoch"] = fitted.best_epoch
-        live.summary["epochs"] = fitted.epochs
-        live.summary["test"] = test
-        live.summary["baseline"] = reference
-        _log_test_plots(live, y_test.numpy(), proba, spec)
-        rows = splits["test"][2]
-        _write_predictions(live_dir / "test_predictions.csv", rows, y_test.numpy(), proba)
-
-    card: dict[str, Any] = {
-        "architecture": architecture(fitted.net),
-        "target": spec.target,
-        "classes": spec.classes,
-        "feature_names": spec.feature_names,
-        "metrics": {"test": test},
-        "training": {
-            "seed": seed,
-            "best_epoch": fitted.best_epoch,
-            "epochs": fitted.epochs,
-            "optimizer": params.optimizer,
-            "lr": params.lr,
-            "batch_size": params.batch_size,
-        },
-        "data": {"raw_sha256": spec.source_sha256, "train_sha256": sha256_file(data / "train.csv")},
-        "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
-    }
-    card = save_model(model_dir, fitted.net, spec, card)
+            "data": {
+                "raw_sha256": spec.source_sha256,
+                "train_sha256": sha256_file(data / "train.csv"),
+            },
+            "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
+        }
+        card = save_model(model_dir, fitted.net, spec, card)
     print(f"test: {test}")
     print(f"baselines: {reference}")
     return TrainResult(history, test, reference, card)
