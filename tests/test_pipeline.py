@@ -57,7 +57,9 @@ def test_bad_param_fails_the_stage_with_one_line(repo: Repo):
     assert result.returncode != 0
     assert "error: params.yaml: train.lr must be > 0 (got -0.1)" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
-    assert not (repo.path / "models").exists()
+    # Every stage checks the whole file, so the first one stops the run before any output.
+    assert "failed to reproduce 'download'" in result.stderr
+    assert not (repo.path / "data/raw/heart.csv").exists() and not (repo.path / "models").exists()
 
 
 @pytest.mark.slow
