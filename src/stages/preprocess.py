@@ -5,7 +5,7 @@ from pathlib import Path
 
 from topoxai.data import SPLITS, drop_nonpositive, read_raw, stratified_split
 from topoxai.errors import run_main
-from topoxai.features import fit
+from topoxai.features import SPEC_FILE, fit
 from topoxai.files import atomic_dir, sha256_file, write_json
 from topoxai.params import load_params
 
@@ -35,7 +35,7 @@ def main() -> None:
             table[spec.feature_names] = features
             table = table[[*spec.feature_names, data.target]]
             table.to_csv(out / f"{name}.csv", index_label="row")
-        (out / "preprocess.json").write_text(spec.to_json(), encoding="utf-8")
+        (out / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
     metrics = {
         "rows": {
             "read": len(raw),

@@ -24,6 +24,7 @@ def main() -> None:
 
         tracking.preflight(params.clearml)  # seconds, before any training time is spent
     # Validate params before paying for torch and lightning imports.
+    from topoxai.artifacts import WEIGHTS
     from topoxai.train import train
 
     result = train(
@@ -39,7 +40,7 @@ def main() -> None:
             test=result.test,
             baseline=result.baseline,
             card=result.card,
-            weights=args.model / "model.safetensors",
+            weights=args.model / WEIGHTS,
             lock_file=args.lock,
         )
         print(f"clearml: recorded {where}")

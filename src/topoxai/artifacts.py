@@ -13,14 +13,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from topoxai.errors import UserError
-from topoxai.features import Preprocessor
+from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, sha256_file
 from topoxai.model import MLP
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CARD = "model.json"
-SPEC = "preprocess.json"
+SPEC = SPEC_FILE
 
 
 class ModelError(UserError):
@@ -89,7 +89,7 @@ def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:
         raise ModelError(
             f"{folder / SPEC}: its features do not match the model card's feature_names"
         )
-    net = MLP(arch["in_features"], tuple(arch["hidden"]), arch["out_features"], arch["dropout"])
+    net = MLP.from_architecture(arch)
     try:
         net.load_state_dict(load_file(str(folder / WEIGHTS)))
     except (SafetensorError, RuntimeError) as err:

@@ -18,16 +18,14 @@ from matplotlib.figure import Figure
 from threadpoolctl import threadpool_limits
 
 from topoxai import attribution, mapper, topology
-from topoxai.artifacts import ModelError, load_model
-from topoxai.data import read_split
-from topoxai.features import DataError, Preprocessor
+from topoxai.artifacts import CARD, ModelError, load_model
+from topoxai.data import SPLITS, read_split
+from topoxai.features import SPEC_FILE, DataError, Preprocessor
 from topoxai.files import atomic_dir
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError
 
-SPLITS = ("train", "val", "test")
 NETWORKS = ("trained", "control")
-SPEC = "preprocess.json"
 DPI = 100
 
 
@@ -76,7 +74,7 @@ def explain(
 def load_inputs(model_dir: Path, data_dir: Path) -> Inputs:
     """The trained model, its untrained control and the processed splits, cross-checked."""
     model = load_model(model_dir)
-    spec_path = data_dir / SPEC
+    spec_path = data_dir / SPEC_FILE
     if not spec_path.is_file() or Preprocessor.load(spec_path) != model.spec:
         raise DataError(
             f"{spec_path}: missing or not the preprocessing {model_dir} was trained with; "
@@ -84,7 +82,7 @@ def load_inputs(model_dir: Path, data_dir: Path) -> Inputs:
         )
     seed = model.card.get("training", {}).get("seed")
     if not isinstance(seed, int):
-        raise ModelError(f"{model_dir / 'model.json'}: no training.seed to rebuild the control")
+        raise ModelError(f"{model_dir / CARD}: no training.seed to rebuild the control")
     splits = {name: read_split(data_dir / f"{name}.csv", model.spec) for name in SPLITS}
     return Inputs(
         trained=model.net,
@@ -100,12 +98,7 @@ def initial_network(architecture: dict[str, Any], seed: int) -> MLP:
     """The MLP as the train stage initialised it: its only random draws follow the seed."""
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG as it was
         torch.manual_seed(seed)
-        net = MLP(
-            architecture["in_features"],
-            tuple(architecture["hidden"]),
-            architecture["out_features"],
-            architecture["dropout"],
-        )
+        net = MLP.from_architecture(architecture)
     return net.eval()
 
 

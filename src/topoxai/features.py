@@ -16,6 +16,7 @@ import pandas as pd
 from topoxai.errors import UserError
 
 FORMAT_VERSION = 1
+SPEC_FILE = "preprocess.json"  # beside the processed splits, and in the model folder
 
 
 class DataError(UserError):

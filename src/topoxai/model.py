@@ -1,6 +1,7 @@
 """The network: a plain ReLU MLP, kept apart from the Lightning training wrapper."""
 
 import itertools
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +18,13 @@ class MLP(nn.Module):
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.output = nn.Linear(sizes[-1], out_features)
         self.dropout = nn.Dropout(dropout)
+
+    @classmethod
+    def from_architecture(cls, arch: dict[str, Any]) -> "MLP":
+        """The network a model card's `architecture` entry describes (untrained)."""
+        return cls(
+            arch["in_features"], tuple(arch["hidden"]), arch["out_features"], arch["dropout"]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.hidden:

@@ -16,12 +16,10 @@ from threadpoolctl import threadpool_limits
 from topoxai.artifacts import architecture, save_model
 from topoxai.classifier import Classifier, fit, predict_proba
 from topoxai.data import read_split
-from topoxai.features import Preprocessor
+from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, sha256_file
 from topoxai.metrics import baselines, classification_metrics, precision_recall_points, roc_points
 from topoxai.params import TrainParams
-
-SPEC = "preprocess.json"
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ def train(
     """Fit, evaluate and save; the returned summary is what a tracker (ClearML) records."""
     _quiet_lightning()
     history: list[dict[str, float]] = []
-    spec = Preprocessor.load(data / SPEC)
+    spec = Preprocessor.load(data / SPEC_FILE)
     splits = {name: read_split(data / f"{name}.csv", spec) for name in ("train", "val", "test")}
     tensors = {
         name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y, _) in splits.items()
