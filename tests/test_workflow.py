@@ -42,6 +42,19 @@ def test_experiments_compare_and_apply(baseline: Repo):
     assert "wide-branch" in repo.run("git", "branch").stdout
 
 
+def test_lightning_device_knobs_pass_through_dvc(baseline: Repo):
+    """The knobs a GPU user changes go from -S to lightning.Trainer unchanged."""
+    out = baseline.dvc(
+        "exp", "run", "-n", "bf16", "-S", "train.accelerator=cpu", "-S", "train.devices=1",
+        "-S", "train.precision=bf16-mixed", "-S", "train.max_epochs=2",
+    )  # fmt: skip
+    assert "Running stage 'train'" in out
+    card = json.loads((baseline.path / "models/model.json").read_text())
+    assert card["training"]["epochs"] == 2
+    params = experiments(baseline)["bf16"]["params"]["params.yaml"]["data"]["train"]
+    assert (params["accelerator"], params["precision"]) == ("cpu", "bf16-mixed")
+
+
 def _untouched(repo: Repo) -> None:
     assert repo.run("git", "status", "--porcelain").stdout == ""
     assert "up to date" in repo.dvc("status")
