@@ -387,6 +387,15 @@ def test_stage_script_imports_no_heavy_libraries(tmp_path):
     assert hashlib.sha256(out.read_bytes()).hexdigest() == PKG_SHA
 
 
+def _run_stage(params_path: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """The download stage script in a subprocess, as DVC runs it (no Python warnings flags)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONWARN")}
+    cmd = [sys.executable, str(STAGE), "--params", str(params_path), "--out", str(out)]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=60, cwd=params_path.parent, env=env
+    )
+
+
 def test_stage_script_bad_source_is_one_error_line_and_no_output(tmp_path):
     params = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
     params["data"]["source"] = str(tmp_path / "does-not-exist.csv")
@@ -394,15 +403,7 @@ def test_stage_script_bad_source_is_one_error_line_and_no_output(tmp_path):
     params_path.write_text(yaml.safe_dump(params), encoding="utf-8")
     out_dir = tmp_path / "out"
     out = out_dir / "heart.csv"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONWARN")}
-    proc = subprocess.run(
-        [sys.executable, str(STAGE), "--params", str(params_path), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
+    proc = _run_stage(params_path, out)
     assert proc.returncode != 0
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
@@ -421,13 +422,7 @@ def test_stage_script_bad_params_is_one_error_line(tmp_path):
         encoding="utf-8",
     )
     out = tmp_path / "heart.csv"
-    proc = subprocess.run(
-        [sys.executable, str(STAGE), "--params", str(params_path), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    proc = _run_stage(params_path, out)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("error:") and "train.lrr" in proc.stderr

@@ -79,9 +79,9 @@ class TrainParams:
         _check_range("train.momentum", self.momentum, 0.0, 1.0, hi_open=True)
         if self.weight_decay < 0:
             raise ParamsError(f"train.weight_decay must be >= 0 (got {self.weight_decay:g})")
-        for key in ("batch_size", "max_epochs", "patience", "threads"):
-            if getattr(self, key) < 1:
-                raise ParamsError(f"train.{key} must be >= 1 (got {getattr(self, key)})")
+        _check_minimum(
+            self, "train", dict.fromkeys(("batch_size", "max_epochs", "patience", "threads"), 1)
+        )
 
 
 @dataclass(frozen=True)
@@ -135,9 +135,7 @@ class ExplainParams:
         _check_range("explain.mapper_overlap", self.mapper_overlap, 0.0, 1.0, hi_open=True)
         minimum = {"filtration_steps": 2, "k": 1, "mapper_cubes": 1, "mapper_min_samples": 1,
                    "ig_steps": 1, "permutation_repeats": 1, "threads": 1}  # fmt: skip
-        for key, low in minimum.items():
-            if getattr(self, key) < low:
-                raise ParamsError(f"explain.{key} must be >= {low} (got {getattr(self, key)})")
+        _check_minimum(self, "explain", minimum)
 
 
 @dataclass(frozen=True)
@@ -245,6 +243,12 @@ def _describe(hint: Any) -> str:
     if hint is type(None):
         return "null"
     return names.get(hint, str(hint))
+
+
+def _check_minimum(section: object, name: str, minimum: dict[str, int]) -> None:
+    for key, low in minimum.items():
+        if getattr(section, key) < low:
+            raise ParamsError(f"{name}.{key} must be >= {low} (got {getattr(section, key)})")
 
 
 def _check_range(key: str, value: float, lo: float, hi: float, *, hi_open: bool) -> None:
