@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from topoxai.errors import UserError
 from topoxai.features import SPEC_FILE, Preprocessor
-from topoxai.files import atomic_dir, sha256_file
+from topoxai.files import atomic_dir, json_text, sha256_file
 from topoxai.model import MLP
 
 FORMAT_VERSION = 1
@@ -42,9 +42,7 @@ def save_model(folder: Path, net: MLP, spec: Preprocessor, card: dict[str, Any])
         (tmp / SPEC).write_text(spec.to_json(), encoding="utf-8")
         files = {name: {"sha256": sha256_file(tmp / name)} for name in (WEIGHTS, SPEC)}
         full = {"format_version": FORMAT_VERSION, **card, "files": files}
-        (tmp / CARD).write_text(
-            json.dumps(full, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
+        (tmp / CARD).write_text(json_text(full), encoding="utf-8")
     return full
 
 

@@ -6,7 +6,6 @@ last hidden layer, and the attribution baselines ranked against the Mapper.
 """
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from topoxai import attribution, mapper, topology
 from topoxai.artifacts import CARD, ModelError, load_model
 from topoxai.data import SPLITS, read_split
 from topoxai.features import SPEC_FILE, DataError, Preprocessor
-from topoxai.files import atomic_dir
+from topoxai.files import atomic_dir, json_text
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError
 
@@ -270,9 +269,7 @@ def write(out: Path, reports: list[Report]) -> dict[str, Any]:
     """Write every report into `out` at once (the old folder stays until all is written)."""
     metrics = {k: v for report in reports for k, v in report.metrics.items()}
     with atomic_dir(out) as tmp:
-        (tmp / "metrics.json").write_text(
-            json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
+        (tmp / "metrics.json").write_text(json_text(metrics), encoding="utf-8")
         for report in reports:
             for name, table in report.tables.items():
                 table.to_csv(tmp / name, sep="\t", index=False, float_format="%.6g")

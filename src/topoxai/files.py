@@ -40,9 +40,13 @@ def write_text(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def json_text(data: Any) -> str:
+    """Indented strict JSON with a final newline: readers (and DVC's metrics) choke on NaN."""
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path: Path, data: Any) -> None:
-    # allow_nan=False: strict JSON readers (and DVC's metrics) choke on NaN/Infinity.
-    write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    write_text(path, json_text(data))
 
 
 def umask() -> int:
