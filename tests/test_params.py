@@ -61,7 +61,7 @@ def test_repo_params_load_with_known_values():
     assert params.data.target == "HeartDisease"
     assert params.train.optimizer == "sgd"
     assert params.train.lr == 0.01
-    assert params.train.devices == "auto"
+    assert params.train.devices == 1
     assert params.clearml.enabled is False
 
 
@@ -185,3 +185,12 @@ def test_devices_accepts_int_auto_or_list(tmp_path, devices, expected):
 def test_devices_rejects_bool(tmp_path):
     path = write_variant(tmp_path, _set("train", "devices", True))
     assert "train.devices" in load_error(path)
+
+
+def test_strategy_is_one_the_stage_can_collect_results_from(tmp_path):
+    assert (
+        load_params(write_variant(tmp_path, _set("train", "strategy", "ddp"))).train.strategy
+        == "ddp"
+    )
+    path = write_variant(tmp_path, _set("train", "strategy", "ddp_spawn"))
+    assert "train.strategy must be one of auto | ddp (got 'ddp_spawn')" in load_error(path)

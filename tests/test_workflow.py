@@ -7,8 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import ROOT, Repo
+from sklearn.metrics import f1_score
+
+from topoxai.artifacts import load_model
+from topoxai.data import read_split
 
 
 def experiments(repo: Repo) -> dict[str, dict]:
@@ -53,6 +58,38 @@ def test_lightning_device_knobs_pass_through_dvc(baseline: Repo):
     assert card["training"]["epochs"] == 2
     params = experiments(baseline)["bf16"]["params"]["params.yaml"]["data"]["train"]
     assert (params["accelerator"], params["precision"]) == ("cpu", "bf16-mixed")
+
+
+def test_ddp_on_two_cpu_processes_writes_once_from_rank_zero(baseline: Repo):
+    """`strategy: ddp` re-runs the stage script per device; only rank 0 may write outputs."""
+    out = baseline.dvc(
+        "exp", "run", "-n", "ddp", "-S", "train.devices=2", "-S", "train.strategy=ddp",
+        "-S", "train.max_epochs=3", "-S", "train.patience=3", "train",
+    )  # fmt: skip
+    assert "Running stage 'train'" in out
+    assert [out.count(f"epoch {e:3d} ") for e in range(3)] == [1, 1, 1]  # rank 0 prints
+    live, models = baseline.path / "reports/train", baseline.path / "models"
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary["epochs"] == 3 and summary["step"] == 2
+    for folder in (baseline.path / "reports", models):  # no temporary siblings left behind
+        assert not [
+            p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != ".gitignore"
+        ]
+    assert not (baseline.path / "lightning_logs").exists()
+    assert "train" not in baseline.dvc("status")  # outputs are what dvc.lock records
+
+    # Known answer: every rank scored the whole validation split, so the values logged for
+    # the best epoch are the saved model's on that split (macro F1 of shards would differ).
+    model = load_model(models)
+    x, y, _ = read_split(baseline.path / "data/processed/val.csv", model.spec)
+    with torch.no_grad():
+        logits = model.net(torch.from_numpy(x))
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))
+    f1 = f1_score(y, logits.argmax(dim=1).numpy(), average="macro")
+    best = summary["best_epoch"]
+    for name, expected in [("loss", float(loss)), ("f1", f1)]:
+        rows = (live / f"plots/metrics/val/{name}.tsv").read_text().splitlines()[1:]
+        assert float(rows[best].split()[1]) == pytest.approx(expected, abs=2e-6), name
 
 
 def _untouched(repo: Repo) -> None:

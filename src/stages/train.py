@@ -30,6 +30,8 @@ def main() -> None:
     result = train(
         params.train, seed=params.seed, data=args.data, model_dir=args.model, live_dir=args.live
     )
+    if result is None:  # an extra DDP rank: rank 0 writes the outputs and the ClearML record
+        return
     if params.clearml.enabled:
         where = tracking.record(
             params.clearml,

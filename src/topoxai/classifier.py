@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from topoxai.model import MLP
 from topoxai.params import ParamsError
@@ -45,14 +45,20 @@ class Classifier(L.LightningModule):
     ) -> torch.Tensor:
         x, y = batch
         loss = self.loss(self(x), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        # sync_dist: under DDP each rank sees its own shard; the epoch value averages them.
+        self.log(
+            "train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
+        )
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.log("val_loss", self.loss(logits, y), batch_size=len(y))
-        self.log("val_f1", macro_f1(logits.argmax(dim=1), y, logits.shape[1]), batch_size=len(y))
+        # Every rank scores the whole split (Splits.val_dataloader), so the values already agree;
+        # sync_dist keeps them one number per epoch for early stopping on every rank.
+        f1 = macro_f1(logits.argmax(dim=1), y, logits.shape[1])
+        self.log("val_loss", self.loss(logits, y), batch_size=len(y), sync_dist=True)
+        self.log("val_f1", f1, batch_size=len(y), sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
@@ -98,14 +104,51 @@ class KeepBest(Callback):
 
 
 class EpochLog(Callback):
-    """Hand each epoch's metrics to `sink` (DVCLive, a printer, ...) once validation is done."""
+    """Hand each epoch's metrics to `sink` once validation is done (rank 0 only under DDP)."""
 
     def __init__(self, sink: Callable[[int, dict[str, float]], None]) -> None:
         self.sink = sink
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        self.sink(trainer.current_epoch, metrics)
+        if trainer.is_global_zero:
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+            self.sink(trainer.current_epoch, metrics)
+
+
+class Splits(L.LightningDataModule):
+    """Train and validation tensors as loaders, built once Lightning knows the ranks."""
+
+    def __init__(
+        self,
+        train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        *,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.train_set, self.val_set = TensorDataset(*train), TensorDataset(*val)
+        self.batch_size, self.seed = batch_size, seed
+
+    def train_dataloader(self) -> DataLoader:
+        if self.trainer is None or self.trainer.world_size == 1:
+            shuffle = torch.Generator().manual_seed(self.seed)
+            return DataLoader(self.train_set, self.batch_size, shuffle=True, generator=shuffle)
+        # DDP: each rank trains on its own shard of every epoch's shuffle (Lightning calls
+        # set_epoch); batch_size is per device, as in Lightning.
+        sampler: DistributedSampler[tuple[torch.Tensor, ...]] = DistributedSampler(
+            self.train_set,
+            num_replicas=self.trainer.world_size,
+            rank=self.trainer.global_rank,
+            shuffle=True,
+            seed=self.seed,
+        )
+        return DataLoader(self.train_set, self.batch_size, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        # The whole (small) split in one batch, on every rank: not sharded, so val_loss and
+        # the best epoch are those of a single-device evaluation and the same on all ranks.
+        return DataLoader(self.val_set, batch_size=len(self.val_set))
 
 
 @dataclass(frozen=True)
@@ -113,6 +156,7 @@ class Fitted:
     net: MLP
     best_epoch: int
     epochs: int
+    is_global_zero: bool  # False on the other DDP ranks, which must not write outputs
 
 
 def fit(
@@ -127,13 +171,11 @@ def fit(
     on_epoch: Callable[[int, dict[str, float]], None],
     trainer_options: dict[str, Any],
 ) -> Fitted:
-    """Train with early stopping on val_loss; return the network with the best epoch's weights."""
-    shuffle = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(
-        TensorDataset(*train), batch_size=batch_size, shuffle=True, generator=shuffle
-    )
-    # The validation split is small: one batch, one metric value per epoch.
-    val_loader = DataLoader(TensorDataset(*val), batch_size=len(val[1]))
+    """Train with early stopping on val_loss; return the network with the best epoch's weights.
+
+    Under `strategy: ddp` Lightning re-runs the calling script once per extra device, so every
+    rank returns here; only the one with `is_global_zero` should go on to write outputs.
+    """
     best = KeepBest()
     try:
         trainer = L.Trainer(
@@ -149,18 +191,20 @@ def fit(
             enable_model_summary=False,
             num_sanity_val_steps=0,
             deterministic=True,
+            use_distributed_sampler=False,  # Splits shards the training data itself
             **trainer_options,
         )
     except (ValueError, MisconfigurationException) as err:  # an accelerator/precision typo
         keys = ", ".join(f"train.{k}" for k in trainer_options)
-        raise ParamsError(f"{keys}: {str(err).splitlines()[0]}") from None
-    trainer.fit(module, train_loader, val_loader)
+        raise ParamsError(f"{keys}: {' '.join(str(err).split())}") from None  # one line
+    trainer.fit(module, datamodule=Splits(train, val, batch_size=batch_size, seed=seed))
     if best.state is None:
         raise RuntimeError("training ran no validation epoch")
     module.load_state_dict(best.state)
     module.net.eval()
     # float(): a bf16/16-true run leaves the weights in half precision; evaluate and save fp32.
-    return Fitted(module.net.float().cpu(), best.best_epoch, trainer.current_epoch)
+    net = module.net.float().cpu()
+    return Fitted(net, best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
 
 
 @torch.no_grad()

@@ -64,7 +64,9 @@ class TrainParams:
     patience: int
     accelerator: str
     devices: int | str | tuple[int, ...]
-    strategy: str
+    # Under ddp Lightning re-runs the stage script per device and rank 0 writes the outputs;
+    # spawn/fork strategies would keep the best epoch inside a child process.
+    strategy: Literal["auto", "ddp"]
     precision: str
     threads: int
 

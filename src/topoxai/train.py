@@ -32,8 +32,11 @@ class TrainResult:
 
 def train(
     params: TrainParams, *, seed: int, data: Path, model_dir: Path, live_dir: Path
-) -> TrainResult:
-    """Fit, evaluate and save; the returned summary is what a tracker (ClearML) records."""
+) -> TrainResult | None:
+    """Fit, evaluate and save; the returned summary is what a tracker (ClearML) records.
+
+    Returns None on the extra ranks of a DDP run: they only train; rank 0 writes everything.
+    """
     _quiet_lightning()
     history: list[dict[str, float]] = []
     spec = Preprocessor.load(data / SPEC_FILE)
@@ -55,46 +58,50 @@ def train(
         momentum=params.momentum,
         weight_decay=params.weight_decay,
     )
-    # Written to a temporary sibling and renamed at the end: a failure leaves no half folder.
+
+    def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        names = {"train_loss": "train/loss", "val_loss": "val/loss", "val_f1": "val/f1"}
+        history.append({name: round(metrics[key], 6) for key, name in names.items()})
+        print(
+            f"epoch {epoch:3d}  train_loss {metrics['train_loss']:.4f}  "
+            f"val_loss {metrics['val_loss']:.4f}  val_f1 {metrics['val_f1']:.4f}",
+            flush=True,
+        )
+
     # Thread pools capped too, so sklearn's baselines do not depend on the core count either.
-    with threadpool_limits(limits=params.threads), atomic_dir(live_dir) as live_tmp:
+    with threadpool_limits(limits=params.threads):
+        fitted = fit(
+            module,
+            tensors["train"],
+            tensors["val"],
+            batch_size=params.batch_size,
+            max_epochs=params.max_epochs,
+            patience=params.patience,
+            seed=seed,
+            on_epoch=log_epoch,
+            trainer_options={
+                "accelerator": params.accelerator,
+                "devices": params.devices,
+                "strategy": params.strategy,
+                "precision": params.precision,
+            },
+        )
+        if not fitted.is_global_zero:
+            return None
+        x_test, y_test = tensors["test"]
+        proba = predict_proba(fitted.net, x_test).numpy()
+        test = classification_metrics(y_test.numpy(), proba)
+        reference = baselines(*splits["train"][:2], *splits["test"][:2], seed=seed)
+
+    # Written to a temporary sibling and renamed at the end: a failure leaves no half folder.
+    with atomic_dir(live_dir) as live_tmp:
         # save_dvc_exp=False: `dvc repro`/`dvc exp run` own the experiment; dvcyaml=False: the
         # project's dvc.yaml declares metrics and plots, DVCLive must not rewrite it.
         with Live(str(live_tmp), dvcyaml=False, save_dvc_exp=False) as live:
-
-            def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
-                names = {"train_loss": "train/loss", "val_loss": "val/loss", "val_f1": "val/f1"}
-                history.append({name: round(metrics[key], 6) for key, name in names.items()})
-                for name, value in history[-1].items():
+            for epoch in history:
+                for name, value in epoch.items():
                     live.log_metric(name, value)
                 live.next_step()
-                print(
-                    f"epoch {epoch:3d}  train_loss {metrics['train_loss']:.4f}  "
-                    f"val_loss {metrics['val_loss']:.4f}  val_f1 {metrics['val_f1']:.4f}",
-                    flush=True,
-                )
-
-            fitted = fit(
-                module,
-                tensors["train"],
-                tensors["val"],
-                batch_size=params.batch_size,
-                max_epochs=params.max_epochs,
-                patience=params.patience,
-                seed=seed,
-                on_epoch=log_epoch,
-                trainer_options={
-                    "accelerator": params.accelerator,
-                    "devices": params.devices,
-                    "strategy": params.strategy,
-                    "precision": params.precision,
-                },
-            )
-            x_test, y_test = tensors["test"]
-            proba = predict_proba(fitted.net, x_test).numpy()
-            test = classification_metrics(y_test.numpy(), proba)
-            reference = baselines(*splits["train"][:2], *splits["test"][:2], seed=seed)
-
             live.summary["best_epoch"] = fitted.best_epoch
             live.summary["epochs"] = fitted.epochs
             live.summary["test"] = test
