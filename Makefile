@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the venv's without asking for `activate`.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install run test test-full lint clean plots grid
+.PHONY: help install run test test-full lint clean plots grid agent-run
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,20 @@ grid: $(STAMP)  ## queue GRID (default: 2 lr x 2 optimizers), run JOBS at a time
 	dvc queue stop
 	dvc queue status
 	dvc exp show --only-changed --md
+
+# Experiments on ClearML agents: one ClearML task per call for commit HEAD, which must be
+# pushed to REPO. An agent listening on QUEUE clones it, installs constraints.txt's pins and
+# this project, and runs `dvc exp run EXP` with the ClearML hook on (README: Beyond one machine).
+REPO ?= $(shell git remote get-url origin 2>/dev/null)
+QUEUE ?= default
+EXP ?= -S train.lr=0.001
+PROJECT = $(shell python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['clearml']['project'])")
+agent-run: $(STAMP)  ## queue `dvc exp run EXP` for a ClearML agent on QUEUE (HEAD pushed to REPO)
+	clearml-task --project "$(PROJECT)" --name "dvc exp run $(EXP)" --tags dvc-exp \
+		--repo "$(REPO)" --commit "$$(git rev-parse HEAD)" \
+		--module "topoxai.agent exp run $(EXP) -S clearml.enabled=true -S clearml.offline=false" \
+		--packages $$(grep -vE '^[[:space:]]*(#|$$)' constraints.txt) "-e .[clearml]" \
+		$(if $(QUEUE),--queue $(QUEUE))
 
 lint: $(STAMP)  ## format the code and fix what ruff can
 	ruff format .

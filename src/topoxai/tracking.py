@@ -131,8 +131,13 @@ def record(
             auto_resource_monitoring=False,
         )
         try:
-            task.connect({"seed": seed, **dataclasses.asdict(train)}, name="train")
-            task.connect_configuration(params_file, name="params.yaml")
+            # Record what trained: on an agent, values edited in the UI must not replace them
+            # (overrides reach training through `dvc exp run -S`, not through ClearML).
+            train_params = {"seed": seed, **dataclasses.asdict(train)}
+            task.connect(train_params, name="train", ignore_remote_overrides=True)
+            task.connect_configuration(
+                params_file, name="params.yaml", ignore_remote_overrides=True
+            )
             versions = data_versions(lock_file)
             task.set_user_properties(**versions, **git_version())
             if "processed" in versions:
