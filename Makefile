@@ -62,11 +62,15 @@ grid: $(STAMP)  ## queue GRID (default: 2 lr x 2 optimizers), run JOBS at a time
 # Experiments on ClearML agents: one ClearML task per call for commit HEAD, which must be
 # pushed to REPO. An agent listening on QUEUE clones it, installs constraints.txt's pins and
 # this project, and runs `dvc exp run EXP` with the ClearML hook on (README: Beyond one machine).
+# Quote list values in EXP with single quotes, as in GRID.
 REPO ?= $(shell git remote get-url origin 2>/dev/null)
 QUEUE ?= default
 EXP ?= -S train.lr=0.001
-PROJECT = $(shell python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['clearml']['project'])")
+# $(shell) does not see the exported PATH: hand it over, so this is the venv's python.
+PROJECT = $(shell PATH="$(PATH)" python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['clearml']['project'])")
 agent-run: $(STAMP)  ## queue `dvc exp run EXP` for a ClearML agent on QUEUE (HEAD pushed to REPO)
+	@test -n "$(REPO)" || { echo "error: no git remote 'origin': set REPO to the URL agents clone" >&2; exit 1; }
+	@test -n "$(PROJECT)" || { echo "error: params.yaml: cannot read clearml.project" >&2; exit 1; }
 	clearml-task --project "$(PROJECT)" --name "dvc exp run $(EXP)" --tags dvc-exp \
 		--repo "$(REPO)" --commit "$$(git rev-parse HEAD)" \
 		--module "topoxai.agent exp run $(EXP) -S clearml.enabled=true -S clearml.offline=false" \

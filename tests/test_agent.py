@@ -16,12 +16,19 @@ pytest.importorskip("clearml")
 ORIGIN = "https://git.example.invalid/team/topoxai.git"
 
 
-def define_task(repo: Repo, tmp_path: Path, exp: str) -> dict:
-    """`make agent-run` without a queue, offline: ClearML writes the task it would create."""
+def make_agent_run(repo: Repo, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`make agent-run` as a user runs it: the venv in .venv, not on the shell's PATH."""
+    (repo.path / ".venv").symlink_to(Path(sys.executable).parents[1])
     env = {k: v for k, v in repo.env.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
-    env.update(CLEARML_OFFLINE_MODE="1", CLEARML_CACHE_DIR=str(tmp_path / "clearml"))
-    make = ["make", "agent-run", "STAMP=", "QUEUE=", f"REPO={ORIGIN}", f"EXP={exp}"]
-    result = subprocess.run(make, cwd=repo.path, env=env, capture_output=True, text=True)
+    env.update(PATH="/usr/bin:/bin", CLEARML_OFFLINE_MODE="1")
+    env.update(CLEARML_CACHE_DIR=str(tmp_path / "clearml"))
+    make = ["make", "agent-run", "STAMP=", "QUEUE=", *args]
+    return subprocess.run(make, cwd=repo.path, env=env, capture_output=True, text=True)
+
+
+def define_task(repo: Repo, tmp_path: Path, exp: str) -> dict:
+    """Without a queue, offline: ClearML writes the task it would create."""
+    result = make_agent_run(repo, tmp_path, f"REPO={ORIGIN}", f"EXP={exp}")
     assert result.returncode == 0, result.stdout + result.stderr
     (task,) = (tmp_path / "clearml/offline").glob("*/task.json")
     return json.loads(task.read_text())
@@ -43,6 +50,13 @@ def test_agent_run_defines_the_task_an_agent_needs(baseline: Repo, tmp_path):
     params = yaml.safe_load((baseline.path / "params.yaml").read_text())
     assert task["project_name"] == params["clearml"]["project"]
     assert task["name"] == "dvc exp run -S 'train.hidden=[32,32]' -S train.lr=0.05"
+
+
+def test_agent_run_without_a_repository_url_stops(baseline: Repo, tmp_path):
+    result = make_agent_run(baseline, tmp_path, "REPO=")  # the copy has no git remote either
+    assert result.returncode != 0
+    assert "error: no git remote 'origin': set REPO to the URL agents clone" in result.stderr
+    assert not (tmp_path / "clearml").exists()  # no task defined
 
 
 @pytest.mark.slow

@@ -2,14 +2,16 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.utils.data import DataLoader, DistributedSampler
 
 from topoxai.artifacts import ModelError, architecture, load_model, save_model
-from topoxai.classifier import Classifier, fit, macro_f1, predict_proba
+from topoxai.classifier import Classifier, Splits, fit, macro_f1, predict_proba
 from topoxai.features import fit as fit_spec
 from topoxai.metrics import classification_metrics, precision_recall_points, roc_points
 from topoxai.model import MLP
@@ -152,3 +154,27 @@ def test_trainer_option_typo_is_a_params_error():
             Classifier(4, (8,), 2), _toy(8, 1), _toy(8, 2), batch_size=4, max_epochs=1, patience=1,
             seed=0, on_epoch=lambda epoch, metrics: None, trainer_options={"precision": "17-fake"},
         )  # fmt: skip
+
+
+def test_splits_shard_training_rows_across_ranks_but_not_validation():
+    """Under DDP each rank trains on its own half of every epoch's shuffle; all validate on all."""
+    x, y = torch.arange(10.0).reshape(10, 1), torch.zeros(10, dtype=torch.long)
+
+    def rows(loader: DataLoader) -> list[int]:
+        return [int(v) for batch, _ in loader for v in batch.flatten()]
+
+    epoch0, epoch1, val = [], [], []
+    for rank in (0, 1):
+        splits = Splits((x, y), (x, y), batch_size=3, seed=0)
+        splits.trainer = SimpleNamespace(world_size=2, global_rank=rank)  # type: ignore[assignment]
+        loader = splits.train_dataloader()
+        epoch0.append(rows(loader))
+        assert isinstance(loader.sampler, DistributedSampler)
+        loader.sampler.set_epoch(1)  # Lightning does this at every epoch start
+        epoch1.append(rows(loader))
+        val.append(rows(splits.val_dataloader()))
+    assert len(epoch0[0]) == len(epoch0[1]) == 5
+    assert sorted(epoch0[0] + epoch0[1]) == list(range(10))  # disjoint, together all rows
+    assert sorted(epoch1[0] + epoch1[1]) == list(range(10))
+    assert epoch1[0] != epoch0[0]  # a new shuffle each epoch
+    assert val[0] == val[1] == list(range(10))

@@ -90,3 +90,22 @@ def test_train_stage_failing_after_setup_leaves_no_partial_outputs(trained: Repo
     assert result.stderr.splitlines()[-1].startswith("error: train.accelerator, train.devices")
     assert "17-fake" in result.stderr and "Traceback" not in result.stderr
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+def test_train_stage_failing_after_training_leaves_no_partial_outputs(trained: Repo, tmp_path):
+    """Saving the model fails once DVCLive has written its folder: that folder must not appear."""
+    (tmp_path / "not-a-folder").write_text("")
+    params = yaml.safe_load((trained.path / "params.yaml").read_text())
+    params["train"].update(TINY, max_epochs=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "src/stages/train.py"), "--params", str(tmp_path / "params.yaml"),
+         "--data", str(trained.path / "data/processed"),
+         "--model", str(tmp_path / "not-a-folder/models"), "--live", str(tmp_path / "out/live")],
+        cwd=trained.path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "epoch   1" in result.stdout  # it did train
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: [Errno") and "not-a-folder" in last  # the path to fix
+    assert "Traceback" not in result.stderr
+    assert list((tmp_path / "out").iterdir()) == []  # no live folder, no temporary sibling

@@ -9,9 +9,9 @@ class UserError(Exception):
 
 
 def run_main(main: Callable[[], None]) -> None:
-    """Run a stage's main(); a UserError becomes one line on stderr and exit status 1."""
+    """Run a stage's main(); a UserError or OSError becomes one line on stderr and exit 1."""
     try:
         main()
-    except UserError as err:
+    except (UserError, OSError) as err:  # OSError: an output path that cannot be written, ...
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
