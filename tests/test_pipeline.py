@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -75,17 +76,24 @@ def test_default_pipeline_meets_targets_and_reproduces_the_lock(repo: Repo):
     assert (repo.path / "dvc.lock").read_text() == committed_lock
 
 
-def test_train_stage_failing_after_setup_leaves_no_partial_outputs(trained: Repo, tmp_path):
-    """A Trainer option typo fails the stage with one line and nothing written."""
+def run_train_stage(
+    trained: Repo, tmp_path: Path, model: Path, **train: object
+) -> subprocess.CompletedProcess[str]:
+    """The train stage on the tiny pipeline's data with `train` overrides, live into tmp/out."""
     params = yaml.safe_load((trained.path / "params.yaml").read_text())
-    params["train"]["precision"] = "17-fake"
+    params["train"].update(train)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(ROOT / "src/stages/train.py"), "--params", str(tmp_path / "params.yaml"),
          "--data", str(trained.path / "data/processed"),
-         "--model", str(tmp_path / "out/models"), "--live", str(tmp_path / "out/live")],
+         "--model", str(model), "--live", str(tmp_path / "out/live")],
         cwd=trained.path, capture_output=True, text=True, check=False,
     )  # fmt: skip
+
+
+def test_train_stage_failing_after_setup_leaves_no_partial_outputs(trained: Repo, tmp_path):
+    """A Trainer option typo fails the stage with one line and nothing written."""
+    result = run_train_stage(trained, tmp_path, tmp_path / "out/models", precision="17-fake")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("error: train.accelerator, train.devices")
     assert "17-fake" in result.stderr and "Traceback" not in result.stderr
@@ -95,15 +103,7 @@ def test_train_stage_failing_after_setup_leaves_no_partial_outputs(trained: Repo
 def test_train_stage_failing_after_training_leaves_no_partial_outputs(trained: Repo, tmp_path):
     """Saving the model fails once DVCLive has written its folder: that folder must not appear."""
     (tmp_path / "not-a-folder").write_text("")
-    params = yaml.safe_load((trained.path / "params.yaml").read_text())
-    params["train"].update(TINY, max_epochs=2)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "src/stages/train.py"), "--params", str(tmp_path / "params.yaml"),
-         "--data", str(trained.path / "data/processed"),
-         "--model", str(tmp_path / "not-a-folder/models"), "--live", str(tmp_path / "out/live")],
-        cwd=trained.path, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    result = run_train_stage(trained, tmp_path, tmp_path / "not-a-folder/models", max_epochs=2)
     assert result.returncode == 1 and "epoch   1" in result.stdout  # it did train
     last = result.stderr.splitlines()[-1]
     assert last.startswith("error: [Errno") and "not-a-folder" in last  # the path to fix
