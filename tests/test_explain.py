@@ -167,7 +167,6 @@ def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
     ("change", "message"),
     [
         ({"layers": ["input", "hiden1"]}, "explain.layers: unknown layer 'hiden1'"),
-        ({"layers": ["hidden", "logits"]}, "explain.layers must include input and a hidden"),
         ({"k": 0}, r"explain.k must be >= 1 \(got 0\)"),
         ({"mapper_overlap": 1.0}, r"explain.mapper_overlap must be in \[0, 1\)"),
         ({"mapper_eps_quantile": 0}, r"explain.mapper_eps_quantile must be in \(0, 1\]"),
@@ -202,4 +201,32 @@ def test_stage_reports_bad_params_before_any_heavy_import(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr == f"error: {params}: explain.k must be >= 1 (got 0)\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_input_and_the_last_hidden_layer_are_always_analysed(workspace, tmp_path):
+    """The ratio and Betti curves compare input with the last hidden layer, whatever is listed."""
+    params = dataclasses.replace(TINY, layers=("hidden1",))
+    metrics = explain(params, seed=0, model_dir=workspace / "models", data_dir=workspace / "data",
+                      out=tmp_path / "o")  # fmt: skip
+    layers = pd.read_csv(tmp_path / "o/layers.tsv", sep="\t")
+    assert layers["layer"].tolist() == ["input", "hidden1", "hidden2"]
+    full = explain(TINY, seed=0, model_dir=workspace / "models", data_dir=workspace / "data",
+                   out=tmp_path / "full")  # fmt: skip
+    assert metrics["topology"] == full["topology"]  # the same two layers compared
+
+
+def test_stage_names_the_params_file_for_a_layer_the_model_lacks(workspace, tmp_path):
+    explain_params = {**dataclasses.asdict(TINY), "layers": ["input", "hidden3"]}
+    params = _params_file(tmp_path, seed=0, explain=explain_params)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "src/stages/explain.py"), "--params", str(params),
+         "--model", str(workspace / "models"), "--data", str(workspace / "data"),
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {params}: explain.layers: the model has no layer hidden3 (it has hidden1..hidden2)"
+    )
     assert not (tmp_path / "out").exists()

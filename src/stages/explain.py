@@ -18,10 +18,14 @@ def main() -> None:
     params = load_params(args.params)
     # Validate params before paying for torch, ripser, kmapper and captum imports.
     from topoxai.explain import explain
+    from topoxai.params import ParamsError
 
-    metrics = explain(
-        params.explain, seed=params.seed, model_dir=args.model, data_dir=args.data, out=args.out
-    )
+    try:
+        metrics = explain(
+            params.explain, seed=params.seed, model_dir=args.model, data_dir=args.data, out=args.out
+        )
+    except ParamsError as err:  # a layer the model does not have: known only once it is read
+        raise ParamsError(f"{args.params}: {err}") from None
     topo, graph = metrics["topology"]["simplification_h1"], metrics["mapper"]
     print(
         f"explain: {args.out}: H1 simplification trained {topo['trained']} vs control "

@@ -135,9 +135,10 @@ def topology_report(inputs: Inputs, params: ExplainParams) -> Report:
     x = np.concatenate([inputs.x[s] for s in SPLITS])
     y = np.concatenate([inputs.y[s] for s in SPLITS])
     _check_class_sizes(y, params.k)
-    every = layer_names(("input", "hidden", "logits"), len(inputs.trained.hidden))
-    names = layer_names(params.layers, len(inputs.trained.hidden))
-    last = [n for n in names if n.startswith("hidden")][-1]
+    depth = len(inputs.trained.hidden)
+    every = layer_names(("input", "hidden", "logits"), depth)
+    last = f"hidden{depth}"  # the simplification ratio compares the input with this one
+    names = layer_names((*params.layers, "input", last), depth)
     diagrams = _diagrams(inputs, x, y, names, params)
     totals = {
         key: [topology.total_persistence(d, params.filtration_max) for d in dgms]

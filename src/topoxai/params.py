@@ -105,7 +105,9 @@ LAYER_NAME = re.compile(r"input|logits|hidden|hidden[1-9]\d*")
 
 @dataclass(frozen=True)
 class ExplainParams:
-    layers: tuple[str, ...]  # input, hidden (every hidden layer), hidden<N> (1-based), logits
+    # input, hidden (every hidden layer), hidden<N> (1-based), logits; input and the last
+    # hidden layer are always analysed, since the simplification ratio compares them
+    layers: tuple[str, ...]
     k: int  # neighbours in the k-NN graph of each class
     filtration_max: float  # in units of the median k-NN edge length
     filtration_steps: int  # points of the Betti curves, from 0 to filtration_max
@@ -122,11 +124,6 @@ class ExplainParams:
         if bad:
             raise ParamsError(
                 f"explain.layers: unknown layer {bad[0]!r} (use input, hidden, hidden<N>, logits)"
-            )
-        if "input" not in self.layers or not any(n.startswith("hidden") for n in self.layers):
-            raise ParamsError(
-                "explain.layers must include input and a hidden layer (the simplification "
-                f"ratio compares them; got {list(self.layers)})"
             )
         if self.filtration_max <= 0:
             raise ParamsError(f"explain.filtration_max must be > 0 (got {self.filtration_max:g})")
