@@ -32,8 +32,9 @@ def integrated_gradients(
     model: nn.Module, x: np.ndarray, baseline: np.ndarray, steps: int
 ) -> np.ndarray:
     """Integrated gradients (Sundararajan et al. 2017) of a one-output model, per row and column."""
-    inputs = torch.as_tensor(x, dtype=torch.float32)
-    base = torch.as_tensor(baseline, dtype=torch.float32).expand_as(inputs)
+    dtype = _dtype(model)  # the network's: float64 in the explain stage
+    inputs = torch.as_tensor(x, dtype=dtype)
+    base = torch.as_tensor(baseline, dtype=dtype).expand_as(inputs)
     attributions = IntegratedGradients(model).attribute(inputs, base, n_steps=steps)
     return attributions.detach().numpy().astype(np.float64)
 
@@ -57,7 +58,8 @@ def permutation_importance(
     Shuffling a one-hot group as a block keeps every row a valid category; shuffling its
     columns one by one would make rows with two categories or none.
     """
-    inputs = torch.as_tensor(x, dtype=torch.float32)
+    dtype = _dtype(net)
+    inputs = torch.as_tensor(x, dtype=dtype)
     target = torch.as_tensor(y, dtype=torch.int64)
     base = nn.functional.cross_entropy(net(inputs), target).item()
     rises = []
@@ -66,7 +68,7 @@ def permutation_importance(
         copies = np.repeat(x[None], repeats, axis=0)
         for copy in copies:
             copy[:, columns] = x[rng.permutation(len(x))][:, columns]
-        logits = net(torch.as_tensor(copies.reshape(-1, x.shape[1]), dtype=torch.float32))
+        logits = net(torch.as_tensor(copies.reshape(-1, x.shape[1]), dtype=dtype))
         loss = nn.functional.cross_entropy(logits, target.repeat(repeats)).item()
         rises.append(loss - base)
     return np.array(rises)
@@ -77,6 +79,10 @@ def rank_agreement(a: np.ndarray, b: np.ndarray) -> float | None:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
     return float(spearmanr(a, b).statistic)
+
+
+def _dtype(net: nn.Module) -> torch.dtype:
+    return next(net.parameters()).dtype
 
 
 class _Last(nn.Module):

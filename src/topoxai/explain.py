@@ -5,6 +5,8 @@ topology through the layers, neural persistence of the weights, a Mapper graph o
 last hidden layer, and the attribution baselines ranked against the Mapper.
 """
 
+import copy
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,7 @@ class Inputs:
     trained: MLP
     control: MLP  # the same architecture with the weights training started from
     spec: Preprocessor
-    x: dict[str, np.ndarray]  # split -> float32 features
+    x: dict[str, np.ndarray]  # split -> features
     y: dict[str, np.ndarray]  # split -> class indices
     rows: dict[str, np.ndarray]  # split -> row numbers in the raw CSV
 
@@ -57,7 +59,7 @@ def explain(
         # depend on the machine's core count, and DVC sees the same hashes everywhere.
         torch.set_num_threads(params.threads)
         with threadpool_limits(limits=params.threads):
-            inputs = load_inputs(model_dir, data_dir)
+            inputs = in_float64(load_inputs(model_dir, data_dir))
             reports = [
                 topology_report(inputs, params),
                 weights_report(inputs),
@@ -99,6 +101,22 @@ def initial_network(architecture: dict[str, Any], seed: int) -> MLP:
         torch.manual_seed(seed)
         net = MLP.from_architecture(architecture)
     return net.eval()
+
+
+def in_float64(inputs: Inputs) -> Inputs:
+    """The networks and features in float64, for every analysis of this stage.
+
+    A float32 forward pass differs in its last bits between CPUs (and between torch's
+    AVX2, AVX-512 and plain kernels), enough to flip the sixth digit of a written number and
+    so the outputs' hash in dvc.lock. In float64 that noise sits ten digits below anything
+    written; at this stage's sizes the cost is negligible.
+    """
+    return dataclasses.replace(
+        inputs,
+        trained=copy.deepcopy(inputs.trained).double(),
+        control=copy.deepcopy(inputs.control).double(),
+        x={name: x.astype(np.float64) for name, x in inputs.x.items()},
+    )
 
 
 def layer_names(requested: tuple[str, ...], n_hidden: int) -> list[str]:

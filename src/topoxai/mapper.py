@@ -130,7 +130,12 @@ def html(
     tooltips: list[str],
     title: str,
 ) -> str:
-    """Kepler Mapper's interactive page (it loads d3 from a CDN), nodes coloured two ways."""
+    """Kepler Mapper's interactive page (it loads d3 from a CDN), nodes coloured two ways.
+
+    The page holds node statistics at full float precision; the model-derived values go in
+    rounded to 6 decimals, so float noise from another CPU cannot change the page's bytes.
+    """
+    probability, lens = np.round(probability, 6), np.round(lens, 6)
     return str(
         kmapper.KeplerMapper(verbose=0).visualize(
             graph.kepler,

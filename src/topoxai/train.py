@@ -175,4 +175,6 @@ def _write_predictions(path: Path, rows: np.ndarray, y: np.ndarray, proba: np.nd
         writer = csv.writer(f)
         writer.writerow(["row", "label", "probability"])
         for row, label, p in zip(rows.tolist(), y.tolist(), proba[:, -1].tolist()):
-            writer.writerow([row, label, repr(p)])
+            # 10 digits: float32 logits carry fewer, and the float64 softmax's last bits
+            # differ between CPU kernels, so a full repr would change the file's hash.
+            writer.writerow([row, label, f"{p:.10g}"])
