@@ -19,8 +19,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install the project (only when missing or outdated)
 
+# DVC removes a stage's outputs before running it, so a failed stage would leave none. Params
+# are checked before DVC starts; a stage that fails anyway gets its last good outputs back
+# from DVC's cache (as dvc.lock records them: `dvc status` then shows what is out of date).
 run: $(STAMP)  ## run the pipeline (dvc repro) and print its metrics
-	dvc repro
+	@topoxai check-params params.yaml
+	@dvc repro || { status=$$?; dvc checkout --quiet && echo "make run: a stage failed;\
+	 restored its last good outputs with dvc checkout (dvc status shows what is out of date)" >&2;\
+	 exit $$status; }
 	dvc metrics show
 
 test: $(STAMP)  ## lint, type-check and run the fast tests

@@ -23,8 +23,22 @@ def main(argv: list[str] | None = None) -> None:
         "--id", action="append", dest="ids", metavar="COLUMN",
         help="input column to copy to the output (repeatable); default: the row number",
     )  # fmt: skip
+    c = commands.add_parser(
+        "check-params", help="validate a params file, as every stage does before it runs"
+    )
+    c.add_argument("params", nargs="?", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    run_main(lambda: _predict(args))
+    if args.command == "check-params":
+        run_main(lambda: _check_params(args.params))
+    else:
+        run_main(lambda: _predict(args))
+
+
+def _check_params(path: Path) -> None:
+    from topoxai.params import load_params
+
+    load_params(path)
+    print(f"{path}: ok")
 
 
 def _predict(args: argparse.Namespace) -> None:
