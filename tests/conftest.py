@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from dvc.utils.serialize import modify_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# The params tests are written against; users edit the live params.yaml, tests must not care.
+PARAMS = ROOT / "tests" / "params.yaml"
 TINY = {"hidden": [16, 16], "max_epochs": 4, "patience": 2}
 
 
@@ -32,8 +34,9 @@ class Repo:
         self.path, self.env = path, env
 
     @classmethod
-    def of_project(cls, path: Path) -> "Repo":
-        """This project's files (tracked and not ignored, so no outputs), in a new git repo."""
+    def of_project(cls, path: Path, params: Path = PARAMS) -> "Repo":
+        """This project's files (tracked and not ignored, so no outputs), in a new git repo,
+        with `params` as its params.yaml."""
         repo = cls(path, _env(path.parent))
         listed = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -43,6 +46,7 @@ class Repo:
             if (ROOT / name).is_file():
                 (path / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / name, path / name)
+        shutil.copy2(params, path / "params.yaml")
         repo.run("git", "init", "-q", "-b", "main")
         repo.commit("copy")
         return repo
@@ -70,10 +74,9 @@ class Repo:
         self.run("git", "commit", "-q", "--allow-empty", "-m", message)
 
     def set_params(self, **train: object) -> None:
-        path = self.path / "params.yaml"
-        params = yaml.safe_load(path.read_text())
-        params["train"].update(train)
-        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        # DVC's own writer, as `dvc exp run -S` uses it: the file keeps its form.
+        with modify_yaml(self.path / "params.yaml") as params:
+            params["train"].update(train)
 
     def metrics(self) -> dict:
         return json.loads((self.path / "reports/train/metrics.json").read_text())

@@ -16,13 +16,13 @@ from typing import Any, cast
 
 import pytest
 import yaml
+from conftest import PARAMS
 
 from topoxai.download import DownloadError, check_csv, fetch
 from topoxai.errors import UserError
 from topoxai.files import umask
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = ROOT / "params.yaml"
 STAGE = ROOT / "src" / "stages" / "download.py"
 
 TARGET = "HeartDisease"

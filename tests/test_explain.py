@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import PARAMS
 
 from topoxai.artifacts import architecture, save_model
 from topoxai.classifier import Classifier
@@ -185,7 +186,7 @@ def test_bad_explain_params_are_one_line(change, message):
 
 def _params_file(folder: Path, **sections: object) -> Path:
     """The project's params.yaml with some sections replaced."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = yaml.safe_load(PARAMS.read_text())
     params.update(sections)
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(params))

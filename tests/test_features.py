@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PARAMS
 
 from topoxai.data import drop_nonpositive, read_raw, stratified_split
 from topoxai.download import resolve_local
@@ -134,7 +135,7 @@ def _run_preprocess(tmp_path: Path, raw: Path) -> subprocess.CompletedProcess[st
             sys.executable,
             str(ROOT / "src/stages/preprocess.py"),
             "--params",
-            str(ROOT / "params.yaml"),
+            str(PARAMS),
             "--raw",
             str(raw),
             "--out",

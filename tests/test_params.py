@@ -1,17 +1,20 @@
 """topoxai.params: the repo's params.yaml loads, and every mistake is one line naming the key."""
 
 import dataclasses
+import difflib
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import PARAMS, ROOT
 
 from topoxai.errors import UserError
 from topoxai.params import ParamsError, load_params
 
-PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+LIVE = ROOT / "params.yaml"  # what users edit; PARAMS is what the tests know
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -194,3 +197,36 @@ def test_strategy_is_one_the_stage_can_collect_results_from(tmp_path):
     )
     path = write_variant(tmp_path, _set("train", "strategy", "ddp_spawn"))
     assert "train.strategy must be one of auto | ddp (got 'ddp_spawn')" in load_error(path)
+
+
+def _keys(raw: Any, prefix: str = "") -> set[str]:
+    if not isinstance(raw, dict):
+        return {prefix}
+    return {k for key, value in raw.items() for k in _keys(value, f"{prefix}{key}.")}
+
+
+def test_live_params_load_and_have_the_keys_the_tests_know():
+    load_params(LIVE)
+    live = yaml.safe_load(LIVE.read_text(encoding="utf-8"))
+    assert _keys(live) == _keys(repo_params())
+
+
+def _override(tmp_path: Path, override: str) -> list[str]:
+    """The lines of the live params.yaml that `dvc exp run -S override` changes (DVC's code)."""
+    from dvc.utils.hydra import apply_overrides
+
+    path = tmp_path / "params.yaml"
+    shutil.copy(LIVE, path)
+    apply_overrides(path, [override])
+    before, after = LIVE.read_text().splitlines(), path.read_text().splitlines()
+    diff = difflib.unified_diff(before, after, lineterm="", n=0)
+    return [line for line in diff if line[:1] in "+-" and line[:3] not in ("---", "+++")]
+
+
+def test_live_params_are_in_the_form_dvc_writes(tmp_path):
+    """Committing an experiment's params.yaml shows only the values it changed."""
+    lr = load_params(LIVE).train.lr
+    assert _override(tmp_path, f"train.lr={lr}") == []
+    changed = _override(tmp_path, f"train.lr={lr * 10:g}")
+    assert len(changed) == 2 and changed[0].strip() == f"-  lr: {lr:g}", changed
+    assert changed[1].strip() == f"+  lr: {lr * 10:g}"
