@@ -5,6 +5,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     repo.set_params(**TINY)
     repo.dvc("repro")
     return repo
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """A known umask for a block; safe only because the tests create files from one thread."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)

@@ -16,10 +16,10 @@ from typing import Any, cast
 
 import pytest
 import yaml
+from conftest import umask
 
 from topoxai.download import DownloadError, check_csv, fetch
 from topoxai.errors import UserError
-from topoxai.files import umask
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -164,10 +164,12 @@ def test_http_success_without_checksum_into_new_folder(server, tmp_path):
     assert digest == CSV_SHA
 
 
-def test_written_file_has_normal_permissions_not_mkstemp_0600(server, tmp_path):
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_written_file_has_normal_permissions_not_mkstemp_0600(server, tmp_path, mask, mode):
     out = tmp_path / "heart.csv"
-    fetch(url(server, "/ok.csv"), out, sha256=None, target=TARGET, timeout=2, backoff=0.01)
-    assert out.stat().st_mode & 0o777 == 0o666 & ~umask()
+    with umask(mask):
+        fetch(url(server, "/ok.csv"), out, sha256=None, target=TARGET, timeout=2, backoff=0.01)
+    assert out.stat().st_mode & 0o777 == mode
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ import importlib.util
 import io
 import os
 import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from topoxai.errors import UserError
-from topoxai.files import sha256_file, umask
+from topoxai.files import sha256_file, temp_sibling
 
 CHUNK = 1 << 16
 PROGRESS_MIN_BYTES = 1 << 20
@@ -44,8 +43,7 @@ def fetch(
 ) -> str:
     """Copy `source` to `dest` if it verifies; return its sha256. `dest` is untouched on error."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    fd, tmp = temp_sibling(dest)
     try:
         with os.fdopen(fd, "wb") as out:
             if source.startswith(("http://", "https://")):
@@ -60,7 +58,6 @@ def fetch(
                 "set data.sha256 to the new value if this data is intended, or null to skip the check"
             )
         check_csv(tmp.read_bytes(), target, source)
-        tmp.chmod(0o666 & ~umask())  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
