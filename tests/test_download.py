@@ -346,6 +346,8 @@ def test_check_csv_rejects_missing_target_naming_it():
     [
         pytest.param(b"Age,Sex,HeartDisease\n", "no rows", id="header-only"),
         pytest.param(b"   \n\n", "empty", id="blank"),
+        pytest.param(b"\xef\xbb\xbf", "empty", id="only-a-bom"),
+        pytest.param(b"\xef\xbb\xbf \r\n", "empty", id="bom-and-blank"),
         pytest.param(b"\xff\xfe\x00A\x00g\x00e", "UTF-8", id="not-utf8"),
         pytest.param(HTML, "HTML", id="html"),
     ],
@@ -445,3 +447,10 @@ def test_unbalanced_quote_is_a_malformed_csv():
     body = b'Age,HeartDisease\n1,"0\n' + b"x" * 200_000 + b"\n"
     with pytest.raises(DownloadError, match="malformed CSV"):
         check_csv(body, "HeartDisease", "src")
+
+
+def test_header_field_over_the_csv_limit_is_a_malformed_csv():
+    body = b"Age," + b"x" * 200_000 + b",HeartDisease\n1,2,0\n"
+    with pytest.raises(DownloadError) as err:
+        check_csv(body, "HeartDisease", "src")
+    assert_one_line(err, "src", "malformed CSV in the header", "field larger than field limit")

@@ -151,24 +151,25 @@ def _describe_network_error(err: BaseException, timeout: float) -> str:
 
 def check_csv(content: bytes, target: str, source: str) -> None:
     """Raise DownloadError unless `content` is a rectangular CSV with the target column."""
-    if not content.strip():
-        raise DownloadError(f"{source}: the file is empty")
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DownloadError(f"{source}: not a UTF-8 text file; expected a CSV") from None
+    if not text.strip():  # after decoding: a lone byte-order mark is empty too
+        raise DownloadError(f"{source}: the file is empty")
     head = text.lstrip()[:512].lower()
     if head.startswith("<") or "<html" in head:
         raise DownloadError(f"{source}: this is an HTML page, not a CSV; check the URL")
     rows = csv.reader(io.StringIO(text))
-    header = next(rows)
-    if target not in header:
-        raise DownloadError(
-            f"{source}: no target column {target!r} in the header (data.target); "
-            f"columns are {', '.join(header)}"
-        )
+    header: list[str] | None = None
     count = 0
     try:
+        header = next(rows)  # non-blank text always has a first row
+        if target not in header:
+            raise DownloadError(
+                f"{source}: no target column {target!r} in the header (data.target); "
+                f"columns are {', '.join(header)}"
+            )
         for number, row in enumerate(rows, start=1):
             if not row:
                 continue  # blank lines are not rows, for the csv module nor for pandas
@@ -178,7 +179,8 @@ def check_csv(content: bytes, target: str, source: str) -> None:
                     "(truncated or malformed CSV)"
                 )
             count += 1
-    except csv.Error as err:  # e.g. an unbalanced quote swallowing the rest of the file
-        raise DownloadError(f"{source}: malformed CSV after row {count} ({err})") from None
+    except csv.Error as err:  # an unbalanced quote swallowing the file, a field over the limit
+        where = "in the header" if header is None else f"after row {count}"
+        raise DownloadError(f"{source}: malformed CSV {where} ({err})") from None
     if count == 0:
         raise DownloadError(f"{source}: the CSV has a header but no rows")
