@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 import yaml
-from conftest import umask
+from conftest import RawServer, umask
 
 from topoxai.download import DownloadError, check_csv, fetch
 from topoxai.errors import UserError
@@ -254,6 +254,39 @@ def test_connection_refused_is_a_clear_error(server, dest):
     with pytest.raises(DownloadError) as err:
         fetch(source, dest, sha256=None, target=TARGET, timeout=TIMEOUT, retries=0, backoff=0.01)
     assert_one_line(err, source)
+    assert_untouched(dest)
+
+
+@pytest.mark.parametrize(
+    ("reply", "needles"),
+    [
+        pytest.param(
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            ["not valid HTTP", "BadStatusLine", "SSH-2.0"],
+            id="not-http",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n" + CSV,
+            ["not valid HTTP", "LineTooLong", "header line"],
+            id="header-line-too-long",
+        ),
+    ],
+)
+def test_malformed_http_answer_is_one_line_and_not_retried(dest, reply, needles):
+    with RawServer(reply) as srv, pytest.raises(DownloadError) as err:
+        fetch(srv.url + "/x.csv", dest, sha256=None, target=TARGET, timeout=2, backoff=0.01)
+    assert_one_line(err, srv.url, *needles)
+    assert srv.hits == 1  # the same server would answer the same way
+    assert_untouched(dest)
+
+
+def test_connection_closed_without_answer_is_retried(dest):
+    with RawServer(b"") as srv, pytest.raises(DownloadError) as err:
+        fetch(
+            srv.url + "/x.csv", dest, sha256=None, target=TARGET, timeout=2, retries=2, backoff=0.01
+        )
+    assert_one_line(err, srv.url, "without response", "3 attempts")
+    assert srv.hits == 3
     assert_untouched(dest)
 
 

@@ -124,6 +124,13 @@ def _get_once(url: str, out: BinaryIO, timeout: float) -> None:
         raise DownloadError(f"{url}: cannot connect ({err.reason})") from None
     except (ValueError, http.client.InvalidURL) as err:  # a bad port, a space, a broken [IPv6]
         raise DownloadError(f"{url}: not a valid URL ({err})") from None
+    except http.client.HTTPException as err:
+        # A garbled status line or an over-long header line: the server (or whatever listens
+        # on that port) does not speak HTTP, or not well enough, and asking again gets the
+        # same answer, so it is not retried. The transient ones are caught above: a body cut
+        # short (IncompleteRead), a connection closed before any answer (RemoteDisconnected,
+        # a ConnectionResetError).
+        raise DownloadError(f"{url}: {describe_bad_answer(err)}; check the URL") from None
     if total is not None and received != total:
         raise _Transient(f"truncated body: got {received} of {total} bytes")
 
@@ -147,6 +154,11 @@ def _describe_network_error(err: BaseException, timeout: float) -> str:
     if isinstance(err, http.client.IncompleteRead):
         return f"truncated body: got {len(err.partial)} bytes, more expected"
     return f"connection failed ({err})"
+
+
+def describe_bad_answer(err: http.client.HTTPException) -> str:
+    """One line for an HTTP answer that http.client cannot parse (it may quote raw bytes)."""
+    return f"the answer is not valid HTTP ({type(err).__name__}: {str(err)[:80]!r})"
 
 
 def check_csv(content: bytes, target: str, source: str) -> None:
