@@ -67,6 +67,15 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(SLOW_SLEEP)
             self._send(200, CSV)
+        elif self.path == "/trickle":  # a byte every 50 ms: never idle for a whole timeout
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(CSV)))
+            self.end_headers()
+            for byte in CSV:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
         elif self.path == "/page":
             self._send(200, HTML, "text/html; charset=utf-8")
         elif self.path == "/html-as-csv":
@@ -201,6 +210,50 @@ def test_http_failure_is_one_line_and_leaves_dest_untouched(
         )
     assert time.monotonic() - start < SLOW_SLEEP  # the timeout, not the server, ended it
     assert_one_line(err, source, *needles)
+    assert_untouched(dest)
+
+
+def test_deadline_bounds_a_hung_server_and_each_retry_is_announced(server, dest, capsys):
+    source = url(server, "/slow")
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        fetch(
+            source, dest, sha256=None, target=TARGET, timeout=0.3, retries=10, backoff=0.05,
+            deadline=1.0,
+        )  # fmt: skip
+    elapsed = time.monotonic() - start
+    # Without the deadline: 11 attempts x 0.3 s plus 51 s of pauses.
+    assert 0.9 < elapsed < 1.4
+    assert_one_line(err, source, "timed out", "a retry would pass the 1 s deadline")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"download: {source}: timed out after 0.3 s; retry 1 of 10 in 0.05 s"
+    assert lines[1] == f"download: {source}: timed out after 0.3 s; retry 2 of 10 in 0.1 s"
+    assert len(lines) == server.hits["/slow"] - 1 <= 3
+    assert_untouched(dest)
+
+
+def test_attempt_timeout_is_clipped_to_the_deadline(server, dest, capsys):
+    source = url(server, "/slow")
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        fetch(source, dest, sha256=None, target=TARGET, timeout=30, deadline=0.5, backoff=0.01)
+    assert time.monotonic() - start < 1.0
+    message = assert_one_line(err, source)
+    assert message == (
+        f"{source}: timed out after 0.5 s (after 1 attempt; a retry would pass the 0.5 s deadline)"
+    )
+    assert server.hits["/slow"] == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_deadline_ends_a_trickling_body(server, dest):
+    source = url(server, "/trickle")
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        fetch(source, dest, sha256=None, target=TARGET, timeout=1, retries=0, deadline=0.5)
+    # Each byte comes within the timeout; only the deadline stops the 2 s body.
+    assert time.monotonic() - start < 1.0
+    assert_one_line(err, source, "too slow", "by the deadline")
     assert_untouched(dest)
 
 
