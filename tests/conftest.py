@@ -162,3 +162,11 @@ class RawServer:
                         pass
                 except OSError:
                     pass  # the client gave up half-way through the reply, as it may
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy from the environment must not intercept requests to 127.0.0.1."""
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)

@@ -39,6 +39,9 @@ SLOW_SLEEP = 2.0
 TIMEOUT = 0.3  # what the tests pass; /slow sleeps far longer
 
 
+pytestmark = pytest.mark.usefixtures("no_proxy")
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # don't wait for /slow's sleeping handler on close
@@ -97,14 +100,6 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b"")
         else:
             self._send(404, b"not found", "text/plain")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A proxy from the environment must not intercept requests to 127.0.0.1."""
-    for name in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
 
 
 @pytest.fixture

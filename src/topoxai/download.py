@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from topoxai.errors import UserError
+from topoxai.errors import UserError, describe_bad_answer
 from topoxai.files import sha256_file, temp_sibling
 
 CHUNK = 1 << 16
@@ -197,11 +197,6 @@ def _describe_network_error(err: BaseException, timeout: float) -> str:
 
 def _seconds(value: float) -> str:
     return f"{round(value, 2):g}"
-
-
-def describe_bad_answer(err: http.client.HTTPException) -> str:
-    """One line for an HTTP answer that http.client cannot parse (it may quote raw bytes)."""
-    return f"the answer is not valid HTTP ({type(err).__name__}: {str(err)[:80]!r})"
 
 
 def check_csv(content: bytes, target: str, source: str) -> None:

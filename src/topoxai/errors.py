@@ -30,3 +30,8 @@ def run_main(main: Callable[[], None]) -> None:
 def _fail(err: Exception) -> None:
     print(f"error: {err}", file=sys.stderr)
     sys.exit(1)
+
+
+def describe_bad_answer(err: Exception) -> str:
+    """One line for an http.client.HTTPException: an answer it cannot parse, maybe quoted raw."""
+    return f"the answer is not valid HTTP ({type(err).__name__}: {str(err)[:80]!r})"
