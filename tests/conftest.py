@@ -3,8 +3,12 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -107,3 +111,65 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     repo.set_params(**TINY)
     repo.dvc("repro")
     return repo
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """A known umask for a block; safe only because the tests create files from one thread."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+class RawServer:
+    """A loopback TCP server answering every connection with fixed bytes, valid HTTP or not."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.hits = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __enter__(self) -> "RawServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.hits += 1
+            with conn:
+                conn.settimeout(2)
+                try:
+                    request = b""
+                    while b"\r\n\r\n" not in request and (data := conn.recv(1 << 16)):
+                        request += data
+                    conn.sendall(self.reply)
+                    conn.shutdown(socket.SHUT_WR)
+                    # Read until the client closes: closing with its data unread would send a
+                    # reset, which can overtake the reply.
+                    while conn.recv(1 << 16):
+                        pass
+                except OSError:
+                    pass  # the client gave up half-way through the reply, as it may
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy from the environment must not intercept requests to 127.0.0.1."""
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)

@@ -16,11 +16,10 @@ from typing import Any, cast
 
 import pytest
 import yaml
-from conftest import PARAMS
+from conftest import PARAMS, RawServer, umask
 
 from topoxai.download import DownloadError, check_csv, fetch
 from topoxai.errors import UserError
-from topoxai.files import umask
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "src" / "stages" / "download.py"
@@ -37,6 +36,9 @@ PKG_ROWS = 918
 
 SLOW_SLEEP = 2.0
 TIMEOUT = 0.3  # what the tests pass; /slow sleeps far longer
+
+
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 class Server(ThreadingHTTPServer):
@@ -67,6 +69,15 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(SLOW_SLEEP)
             self._send(200, CSV)
+        elif self.path == "/trickle":  # a byte every 50 ms: never idle for a whole timeout
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(CSV)))
+            self.end_headers()
+            for byte in CSV:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
         elif self.path == "/page":
             self._send(200, HTML, "text/html; charset=utf-8")
         elif self.path == "/html-as-csv":
@@ -88,14 +99,6 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b"")
         else:
             self._send(404, b"not found", "text/plain")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A proxy from the environment must not intercept requests to 127.0.0.1."""
-    for name in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
 
 
 @pytest.fixture
@@ -164,10 +167,12 @@ def test_http_success_without_checksum_into_new_folder(server, tmp_path):
     assert digest == CSV_SHA
 
 
-def test_written_file_has_normal_permissions_not_mkstemp_0600(server, tmp_path):
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_written_file_has_normal_permissions_not_mkstemp_0600(server, tmp_path, mask, mode):
     out = tmp_path / "heart.csv"
-    fetch(url(server, "/ok.csv"), out, sha256=None, target=TARGET, timeout=2, backoff=0.01)
-    assert out.stat().st_mode & 0o777 == 0o666 & ~umask()
+    with umask(mask):
+        fetch(url(server, "/ok.csv"), out, sha256=None, target=TARGET, timeout=2, backoff=0.01)
+    assert out.stat().st_mode & 0o777 == mode
 
 
 @pytest.mark.parametrize(
@@ -199,6 +204,50 @@ def test_http_failure_is_one_line_and_leaves_dest_untouched(
         )
     assert time.monotonic() - start < SLOW_SLEEP  # the timeout, not the server, ended it
     assert_one_line(err, source, *needles)
+    assert_untouched(dest)
+
+
+def test_deadline_bounds_a_hung_server_and_each_retry_is_announced(server, dest, capsys):
+    source = url(server, "/slow")
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        fetch(
+            source, dest, sha256=None, target=TARGET, timeout=0.3, retries=10, backoff=0.05,
+            deadline=1.0,
+        )  # fmt: skip
+    elapsed = time.monotonic() - start
+    # Without the deadline: 11 attempts x 0.3 s plus 51 s of pauses.
+    assert 0.9 < elapsed < 1.4
+    assert_one_line(err, source, "timed out", "a retry would pass the 1 s deadline")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"download: {source}: timed out after 0.3 s; retry 1 of 10 in 0.05 s"
+    assert lines[1] == f"download: {source}: timed out after 0.3 s; retry 2 of 10 in 0.1 s"
+    assert len(lines) == server.hits["/slow"] - 1 <= 3
+    assert_untouched(dest)
+
+
+def test_attempt_timeout_is_clipped_to_the_deadline(server, dest, capsys):
+    source = url(server, "/slow")
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        fetch(source, dest, sha256=None, target=TARGET, timeout=30, deadline=0.5, backoff=0.01)
+    assert time.monotonic() - start < 1.0
+    message = assert_one_line(err, source)
+    assert message == (
+        f"{source}: timed out after 0.5 s (after 1 attempt; a retry would pass the 0.5 s deadline)"
+    )
+    assert server.hits["/slow"] == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_deadline_ends_a_trickling_body(server, dest):
+    source = url(server, "/trickle")
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        fetch(source, dest, sha256=None, target=TARGET, timeout=1, retries=0, deadline=0.5)
+    # Each byte comes within the timeout; only the deadline stops the 2 s body.
+    assert time.monotonic() - start < 1.0
+    assert_one_line(err, source, "too slow", "by the deadline")
     assert_untouched(dest)
 
 
@@ -252,6 +301,39 @@ def test_connection_refused_is_a_clear_error(server, dest):
     with pytest.raises(DownloadError) as err:
         fetch(source, dest, sha256=None, target=TARGET, timeout=TIMEOUT, retries=0, backoff=0.01)
     assert_one_line(err, source)
+    assert_untouched(dest)
+
+
+@pytest.mark.parametrize(
+    ("reply", "needles"),
+    [
+        pytest.param(
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            ["not valid HTTP", "BadStatusLine", "SSH-2.0"],
+            id="not-http",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n" + CSV,
+            ["not valid HTTP", "LineTooLong", "header line"],
+            id="header-line-too-long",
+        ),
+    ],
+)
+def test_malformed_http_answer_is_one_line_and_not_retried(dest, reply, needles):
+    with RawServer(reply) as srv, pytest.raises(DownloadError) as err:
+        fetch(srv.url + "/x.csv", dest, sha256=None, target=TARGET, timeout=2, backoff=0.01)
+    assert_one_line(err, srv.url, *needles)
+    assert srv.hits == 1  # the same server would answer the same way
+    assert_untouched(dest)
+
+
+def test_connection_closed_without_answer_is_retried(dest):
+    with RawServer(b"") as srv, pytest.raises(DownloadError) as err:
+        fetch(
+            srv.url + "/x.csv", dest, sha256=None, target=TARGET, timeout=2, retries=2, backoff=0.01
+        )
+    assert_one_line(err, srv.url, "without response", "3 attempts")
+    assert srv.hits == 3
     assert_untouched(dest)
 
 
@@ -344,6 +426,8 @@ def test_check_csv_rejects_missing_target_naming_it():
     [
         pytest.param(b"Age,Sex,HeartDisease\n", "no rows", id="header-only"),
         pytest.param(b"   \n\n", "empty", id="blank"),
+        pytest.param(b"\xef\xbb\xbf", "empty", id="only-a-bom"),
+        pytest.param(b"\xef\xbb\xbf \r\n", "empty", id="bom-and-blank"),
         pytest.param(b"\xff\xfe\x00A\x00g\x00e", "UTF-8", id="not-utf8"),
         pytest.param(HTML, "HTML", id="html"),
     ],
@@ -443,3 +527,10 @@ def test_unbalanced_quote_is_a_malformed_csv():
     body = b'Age,HeartDisease\n1,"0\n' + b"x" * 200_000 + b"\n"
     with pytest.raises(DownloadError, match="malformed CSV"):
         check_csv(body, "HeartDisease", "src")
+
+
+def test_header_field_over_the_csv_limit_is_a_malformed_csv():
+    body = b"Age," + b"x" * 200_000 + b",HeartDisease\n1,2,0\n"
+    with pytest.raises(DownloadError) as err:
+        check_csv(body, "HeartDisease", "src")
+    assert_one_line(err, "src", "malformed CSV in the header", "field larger than field limit")

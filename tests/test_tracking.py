@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, TINY, Repo
+from conftest import ROOT, TINY, RawServer, Repo
+
+from topoxai.tracking import _ping
 
 pytest.importorskip("clearml")
 
@@ -154,3 +156,60 @@ def test_disabled_hook_never_imports_clearml(trained, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "False"
+
+
+# --- _ping, against raw loopback servers -----------------------------------------------
+
+LONG_HEADER = b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n"
+
+
+def _http_reply(body: bytes, status: bytes = b"200 OK") -> bytes:
+    head = b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    return b"HTTP/1.1 " + status + b"\r\n" + head + body
+
+
+@pytest.mark.usefixtures("no_proxy")
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        pytest.param(_http_reply(b'{"meta": {"result_code": 200}}'), (True, "ok"), id="clearml"),
+        pytest.param(
+            _http_reply(b'{"meta": {"result_code": 401}}', b"401 Unauthorized"),
+            (True, "ok"),
+            id="clearml-401",
+        ),
+        pytest.param(
+            _http_reply(b"[]"), (False, "the answer is not from a ClearML API server"), id="json"
+        ),
+        pytest.param(
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            (False, "the answer is not valid HTTP (BadStatusLine: 'SSH-2.0-OpenSSH_9.6\\r\\n')"),
+            id="not-http",
+        ),
+        pytest.param(
+            LONG_HEADER,
+            (
+                False,
+                "the answer is not valid HTTP "
+                "(LineTooLong: 'got more than 65536 bytes when reading header line')",
+            ),
+            id="header-line-too-long",
+        ),
+    ],
+)
+def test_ping_against_a_loopback_server(reply, expected):
+    with RawServer(reply) as srv:
+        assert _ping(srv.url) == expected
+        assert srv.hits == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("localhost:8008", "the address needs http:// or https://"),
+        ("api.clear.ml", "the address needs http:// or https://"),
+        ("http://127.0.0.1:abc", "nonnumeric port: 'abc'"),
+    ],
+)
+def test_ping_a_malformed_host_is_not_reachable(host, why):
+    assert _ping(host) == (False, why)

@@ -9,7 +9,7 @@ import importlib.util
 import io
 import os
 import shutil
-import tempfile
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from topoxai.errors import UserError
-from topoxai.files import sha256_file, umask
+from topoxai.errors import UserError, describe_bad_answer
+from topoxai.files import sha256_file, temp_sibling
 
 CHUNK = 1 << 16
 PROGRESS_MIN_BYTES = 1 << 20
@@ -41,15 +41,26 @@ def fetch(
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 1.0,
+    deadline: float = 120.0,
 ) -> str:
-    """Copy `source` to `dest` if it verifies; return its sha256. `dest` is untouched on error."""
+    """Copy `source` to `dest` if it verifies; return its sha256. `dest` is untouched on error.
+
+    Over HTTP, each attempt waits at most `timeout` seconds for any one answer from the
+    server, and the whole download, retries and their pauses included, ends by `deadline`.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    fd, tmp = temp_sibling(dest)
     try:
         with os.fdopen(fd, "wb") as out:
             if source.startswith(("http://", "https://")):
-                _fetch_http(source, out, timeout=timeout, retries=retries, backoff=backoff)
+                _fetch_http(
+                    source,
+                    out,
+                    timeout=timeout,
+                    retries=retries,
+                    backoff=backoff,
+                    deadline=deadline,
+                )
             else:
                 with resolve_local(source).open("rb") as src:
                     shutil.copyfileobj(src, out, CHUNK)
@@ -60,7 +71,6 @@ def fetch(
                 "set data.sha256 to the new value if this data is intended, or null to skip the check"
             )
         check_csv(tmp.read_bytes(), target, source)
-        tmp.chmod(0o666 & ~umask())  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -89,21 +99,39 @@ def resolve_local(source: str) -> Path:
     return path
 
 
-def _fetch_http(url: str, out: BinaryIO, *, timeout: float, retries: int, backoff: float) -> None:
-    for attempt in range(retries + 1):
+def _fetch_http(
+    url: str, out: BinaryIO, *, timeout: float, retries: int, backoff: float, deadline: float
+) -> None:
+    # Without a deadline a hung server costs (retries + 1) x timeout plus the pauses: over
+    # two minutes by default, in silence. Each attempt's timeout is clipped to the time left,
+    # no pause runs past the deadline, and each retry is announced.
+    end = time.monotonic() + deadline
+    for attempt in range(1, retries + 2):
         out.seek(0)
         out.truncate()
         try:
-            _get_once(url, out, timeout)
+            _get_once(url, out, min(timeout, end - time.monotonic()), end)
             return
         except _Transient as err:
-            if attempt == retries:
-                attempts = f"{retries + 1} attempt" + ("s" if retries else "")
-                raise DownloadError(f"{url}: {err} (after {attempts})") from None
-            time.sleep(backoff * 2**attempt)
+            tried = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+            if attempt > retries:
+                raise DownloadError(f"{url}: {err} (after {tried})") from None
+            pause = backoff * 2 ** (attempt - 1)
+            if time.monotonic() + pause >= end:
+                raise DownloadError(
+                    f"{url}: {err} (after {tried}; a retry would pass the "
+                    f"{_seconds(deadline)} s deadline)"
+                ) from None
+            print(
+                f"download: {url}: {err}; retry {attempt} of {retries} in {_seconds(pause)} s",
+                file=sys.stderr,
+            )
+            time.sleep(pause)
 
 
-def _get_once(url: str, out: BinaryIO, timeout: float) -> None:
+def _get_once(url: str, out: BinaryIO, timeout: float, end: float) -> None:
+    if timeout <= 0:  # a pause overslept the deadline
+        raise _Transient("no time left")
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "topoxai-download"})
         with urllib.request.urlopen(request, timeout=timeout) as resp:
@@ -114,7 +142,7 @@ def _get_once(url: str, out: BinaryIO, timeout: float) -> None:
                 )
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            received = _copy_with_progress(resp, out, total)
+            received = _copy_with_progress(resp, out, total, end)
     except urllib.error.HTTPError as err:
         if err.code >= 500 or err.code == 429:
             raise _Transient(f"HTTP {err.code} {err.reason}") from None
@@ -127,51 +155,71 @@ def _get_once(url: str, out: BinaryIO, timeout: float) -> None:
         raise DownloadError(f"{url}: cannot connect ({err.reason})") from None
     except (ValueError, http.client.InvalidURL) as err:  # a bad port, a space, a broken [IPv6]
         raise DownloadError(f"{url}: not a valid URL ({err})") from None
+    except http.client.HTTPException as err:
+        # A garbled status line or an over-long header line: the server (or whatever listens
+        # on that port) does not speak HTTP, or not well enough, and asking again gets the
+        # same answer, so it is not retried. The transient ones are caught above: a body cut
+        # short (IncompleteRead), a connection closed before any answer (RemoteDisconnected,
+        # a ConnectionResetError).
+        raise DownloadError(f"{url}: {describe_bad_answer(err)}; check the URL") from None
     if total is not None and received != total:
         raise _Transient(f"truncated body: got {received} of {total} bytes")
 
 
-def _copy_with_progress(resp: BinaryIO, out: BinaryIO, total: int | None) -> int:
+def _copy_with_progress(
+    resp: http.client.HTTPResponse, out: BinaryIO, total: int | None, end: float
+) -> int:
     from tqdm import tqdm
 
     quiet = total is not None and total < PROGRESS_MIN_BYTES
     received = 0
     with tqdm(total=total, unit="B", unit_scale=True, disable=quiet, leave=False) as bar:
-        while chunk := resp.read(CHUNK):
+        # read1: one socket read per call, so a server trickling bytes is caught by the
+        # deadline check (read(CHUNK) would wait for a whole chunk, `timeout` per byte).
+        while True:
+            if time.monotonic() > end:
+                raise _Transient(f"too slow: got {received} bytes by the deadline")
+            chunk = resp.read1(CHUNK)
+            if not chunk:
+                return received
             out.write(chunk)
             received += len(chunk)
             bar.update(len(chunk))
-    return received
 
 
 def _describe_network_error(err: BaseException, timeout: float) -> str:
     if isinstance(err, TimeoutError):
-        return f"timed out after {timeout:g} s"
+        return f"timed out after {_seconds(timeout)} s"
     if isinstance(err, http.client.IncompleteRead):
         return f"truncated body: got {len(err.partial)} bytes, more expected"
     return f"connection failed ({err})"
 
 
+def _seconds(value: float) -> str:
+    return f"{round(value, 2):g}"
+
+
 def check_csv(content: bytes, target: str, source: str) -> None:
     """Raise DownloadError unless `content` is a rectangular CSV with the target column."""
-    if not content.strip():
-        raise DownloadError(f"{source}: the file is empty")
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DownloadError(f"{source}: not a UTF-8 text file; expected a CSV") from None
+    if not text.strip():  # after decoding: a lone byte-order mark is empty too
+        raise DownloadError(f"{source}: the file is empty")
     head = text.lstrip()[:512].lower()
     if head.startswith("<") or "<html" in head:
         raise DownloadError(f"{source}: this is an HTML page, not a CSV; check the URL")
     rows = csv.reader(io.StringIO(text))
-    header = next(rows)
-    if target not in header:
-        raise DownloadError(
-            f"{source}: no target column {target!r} in the header (data.target); "
-            f"columns are {', '.join(header)}"
-        )
+    header: list[str] | None = None
     count = 0
     try:
+        header = next(rows)  # non-blank text always has a first row
+        if target not in header:
+            raise DownloadError(
+                f"{source}: no target column {target!r} in the header (data.target); "
+                f"columns are {', '.join(header)}"
+            )
         for number, row in enumerate(rows, start=1):
             if not row:
                 continue  # blank lines are not rows, for the csv module nor for pandas
@@ -181,7 +229,8 @@ def check_csv(content: bytes, target: str, source: str) -> None:
                     "(truncated or malformed CSV)"
                 )
             count += 1
-    except csv.Error as err:  # e.g. an unbalanced quote swallowing the rest of the file
-        raise DownloadError(f"{source}: malformed CSV after row {count} ({err})") from None
+    except csv.Error as err:  # an unbalanced quote swallowing the file, a field over the limit
+        where = "in the header" if header is None else f"after row {count}"
+        raise DownloadError(f"{source}: malformed CSV {where} ({err})") from None
     if count == 0:
         raise DownloadError(f"{source}: the CSV has a header but no rows")

@@ -6,6 +6,7 @@ stores them.
 """
 
 import dataclasses
+import http.client
 import importlib.util
 import json
 import os
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from topoxai.errors import UserError
+from topoxai.errors import UserError, describe_bad_answer
 from topoxai.params import ClearMLParams, TrainParams
 
 PING_TIMEOUT = 5.0
@@ -68,6 +69,24 @@ def _configured_api_host() -> str | None:
 
 def _ping(host: str) -> tuple[bool, str]:
     """POST <host>/debug.ping; only a ClearML API answer (a JSON object with `meta`) counts."""
+    if not host.startswith(("http://", "https://")):  # urllib would say "unknown url type"
+        return False, "the address needs http:// or https://"
+    try:
+        body = _post_ping(host)
+    except (OSError, ValueError, http.client.InvalidURL) as err:  # URLError is an OSError
+        return False, str(getattr(err, "reason", err))
+    except http.client.HTTPException as err:  # whatever answered does not speak HTTP
+        return False, describe_bad_answer(err)
+    try:
+        answer = json.loads(body or b"null")
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and "meta" in answer:
+        return True, "ok"
+    return False, "the answer is not from a ClearML API server"
+
+
+def _post_ping(host: str) -> bytes:
     request = urllib.request.Request(
         host.rstrip("/") + "/debug.ping",
         data=b"{}",
@@ -76,18 +95,9 @@ def _ping(host: str) -> tuple[bool, str]:
     )
     try:
         with urllib.request.urlopen(request, timeout=PING_TIMEOUT) as response:
-            body = response.read(4096)
+            return response.read(4096)
     except urllib.error.HTTPError as err:  # 401 and friends still come from a ClearML server
-        body = err.read(4096)
-    except (urllib.error.URLError, OSError) as err:
-        return False, str(getattr(err, "reason", err))
-    try:
-        answer = json.loads(body or b"null")
-    except ValueError:
-        answer = None
-    if isinstance(answer, dict) and "meta" in answer:
-        return True, "ok"
-    return False, "the answer is not from a ClearML API server"
+        return err.read(4096)
 
 
 def record(
