@@ -4,14 +4,16 @@ import json
 import math
 from types import SimpleNamespace
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from sklearn.metrics import f1_score
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from topoxai.artifacts import ModelError, architecture, load_model, save_model
-from topoxai.classifier import Classifier, Splits, fit, macro_f1, predict_proba
+from topoxai.classifier import Classifier, MacroF1, Splits, fit, predict_proba
 from topoxai.features import fit as fit_spec
 from topoxai.metrics import classification_metrics, precision_recall_points, roc_points
 from topoxai.model import MLP
@@ -32,11 +34,33 @@ def test_mlp_shapes_and_activations():
     ]  # fmt: skip
 
 
-def test_macro_f1_known_answer():
-    pred = torch.tensor([0, 0, 1, 1])
-    target = torch.tensor([0, 1, 1, 1])
-    # class 0: tp 1, 2 predicted + 1 true -> 2/3; class 1: tp 2, 2 + 3 -> 4/5
-    assert macro_f1(pred, target, 2).item() == pytest.approx((2 / 3 + 4 / 5) / 2)
+def test_val_f1_is_macro_f1_over_every_batch_and_every_class():
+    """Three validation batches; class 1 is absent from the first, class 2 from all of them."""
+    module = Classifier(3, (3,), 3)
+    # Identity layers: each row is predicted as its largest column.
+    eye, zero = torch.eye(3), torch.zeros(3)
+    module.net.load_state_dict(
+        {"hidden.0.weight": eye, "hidden.0.bias": zero, "output.weight": eye, "output.bias": zero}
+    )
+    y = torch.tensor([0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 0, 1])
+    pred = torch.tensor([0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1])
+    x = torch.nn.functional.one_hot(pred, 3).float()
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.validate(module, DataLoader(TensorDataset(x, y), batch_size=4), verbose=False)
+    logged = trainer.callback_metrics["val_f1"].item()
+
+    # class 0: tp 6, 8 predicted + 7 true -> 12/15; class 1: tp 3, 4 + 5 -> 6/9; class 2: 0
+    assert logged == pytest.approx((12 / 15 + 6 / 9 + 0) / 3)
+    expected = f1_score(y, pred, labels=[0, 1, 2], average="macro", zero_division=0)
+    assert logged == pytest.approx(expected)
+
+    # One class only, every row right: the absent class still counts (sklearn's labels=...).
+    metric = MacroF1(2)
+    metric.update(torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long))
+    assert metric.compute().item() == pytest.approx(0.5)
 
 
 def _toy(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
