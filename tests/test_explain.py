@@ -1,5 +1,6 @@
 """The explain stage: params, the untrained control, and the whole folder on a tiny model."""
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -15,10 +16,10 @@ import torch
 import yaml
 from conftest import PARAMS
 
-from topoxai.artifacts import architecture, save_model
+from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier
-from topoxai.explain import explain, initial_network, layer_names
-from topoxai.features import DataError, fit
+from topoxai.explain import explain, layer_names, load_inputs
+from topoxai.features import DataError, Preprocessor, fit
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError, parse
 
@@ -62,6 +63,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(7)
     net = MLP(len(spec.feature_names), (8, 8), 2)
+    initial = copy.deepcopy(net.state_dict())
     x = torch.as_tensor(spec.transform(parts["train"]), dtype=torch.float32)
     y = torch.as_tensor(parts["train"]["t"].to_numpy())
     optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
@@ -71,7 +73,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         optimizer.step()
     card = {"architecture": architecture(net), "feature_names": spec.feature_names,
             "classes": spec.classes, "training": {"seed": 7}}  # fmt: skip
-    save_model(root / "models", net.eval(), spec, card)
+    save_model(root / "models", net.eval(), spec, card, initial=initial)
     return root
 
 
@@ -123,15 +125,39 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     assert features["feature"].tolist() == ["a", "b", "c"]
 
 
-def test_control_is_the_initialisation_the_train_stage_started_from():
+def test_control_is_the_saved_initialisation_not_a_replay_of_the_seed(workspace, tmp_path):
+    spec = Preprocessor.load(workspace / "data" / "preprocess.json")
     lightning.seed_everything(3, workers=True, verbose=False)  # as topoxai.train does
-    started = Classifier(5, (8, 8), 2).net
-    torch.manual_seed(99)  # the control must not depend on the caller's RNG state
-    state = torch.random.get_rng_state()
-    control = initial_network(architecture(started), seed=3)
-    assert torch.equal(torch.random.get_rng_state(), state)  # ... nor change it
-    for name, tensor in started.state_dict().items():
+    torch.rand(1)  # a draw before the network is built: the seed alone no longer rebuilds it
+    module = Classifier(len(spec.feature_names), (8, 8), 2)
+    started = copy.deepcopy(module.net.state_dict())
+    with torch.no_grad():  # stands in for training
+        for parameter in module.net.parameters():
+            parameter.add_(1.0)
+    card = {"architecture": architecture(module.net), "feature_names": spec.feature_names,
+            "classes": spec.classes, "training": {"seed": 3}}  # fmt: skip
+    save_model(tmp_path / "models", module.net.eval(), spec, card, initial=started)
+
+    control = load_inputs(tmp_path / "models", workspace / "data").control
+    for name, tensor in started.items():
         assert torch.equal(control.state_dict()[name], tensor), name
+    torch.manual_seed(3)
+    replayed = MLP(len(spec.feature_names), (8, 8), 2)
+    assert not torch.equal(replayed.state_dict()["hidden.0.weight"], started["hidden.0.weight"])
+
+
+def test_model_without_initial_weights_is_one_error(workspace, tmp_path):
+    """A model folder from before the train stage saved initial.safetensors."""
+    models = tmp_path / "models"
+    shutil.copytree(workspace / "models", models)
+    card = json.loads((models / "model.json").read_text())
+    del card["files"]["initial.safetensors"]
+    (models / "model.json").write_text(json.dumps(card))
+    (models / "initial.safetensors").unlink()
+    with pytest.raises(ModelError, match="rerun the train stage") as err:
+        explain(TINY, seed=0, model_dir=models, data_dir=workspace / "data", out=tmp_path / "o")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "o").exists()
 
 
 def test_layer_names_expand_hidden_and_follow_depth():

@@ -4,14 +4,17 @@ import json
 import math
 from types import SimpleNamespace
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from conftest import Repo
+from sklearn.metrics import f1_score
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from topoxai.artifacts import ModelError, architecture, load_model, save_model
-from topoxai.classifier import Classifier, Splits, fit, macro_f1, predict_proba
+from topoxai.artifacts import ModelError, architecture, load_initial, load_model, save_model
+from topoxai.classifier import Classifier, MacroF1, Splits, fit, predict_proba
 from topoxai.features import fit as fit_spec
 from topoxai.metrics import classification_metrics, precision_recall_points, roc_points
 from topoxai.model import MLP
@@ -32,11 +35,33 @@ def test_mlp_shapes_and_activations():
     ]  # fmt: skip
 
 
-def test_macro_f1_known_answer():
-    pred = torch.tensor([0, 0, 1, 1])
-    target = torch.tensor([0, 1, 1, 1])
-    # class 0: tp 1, 2 predicted + 1 true -> 2/3; class 1: tp 2, 2 + 3 -> 4/5
-    assert macro_f1(pred, target, 2).item() == pytest.approx((2 / 3 + 4 / 5) / 2)
+def test_val_f1_is_macro_f1_over_every_batch_and_every_class():
+    """Three validation batches; class 1 is absent from the first, class 2 from all of them."""
+    module = Classifier(3, (3,), 3)
+    # Identity layers: each row is predicted as its largest column.
+    eye, zero = torch.eye(3), torch.zeros(3)
+    module.net.load_state_dict(
+        {"hidden.0.weight": eye, "hidden.0.bias": zero, "output.weight": eye, "output.bias": zero}
+    )
+    y = torch.tensor([0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 0, 1])
+    pred = torch.tensor([0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1])
+    x = torch.nn.functional.one_hot(pred, 3).float()
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.validate(module, DataLoader(TensorDataset(x, y), batch_size=4), verbose=False)
+    logged = trainer.callback_metrics["val_f1"].item()
+
+    # class 0: tp 6, 8 predicted + 7 true -> 12/15; class 1: tp 3, 4 + 5 -> 6/9; class 2: 0
+    assert logged == pytest.approx((12 / 15 + 6 / 9 + 0) / 3)
+    expected = f1_score(y, pred, labels=[0, 1, 2], average="macro", zero_division=0)
+    assert logged == pytest.approx(expected)
+
+    # One class only, every row right: the absent class still counts (sklearn's labels=...).
+    metric = MacroF1(2)
+    metric.update(torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long))
+    assert metric.compute().item() == pytest.approx(0.5)
 
 
 def _toy(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,19 +89,33 @@ def test_fit_learns_separable_data_and_keeps_best_epoch():
 def test_model_folder_round_trip_and_tamper_checks(tmp_path):
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "c": ["x", "y", "x"], "t": [0, 1, 0]})
     spec = fit_spec(frame, target="t", categorical=["c"], source_sha256="s")
+    start = MLP(len(spec.feature_names), (5,), 2)
     net = MLP(len(spec.feature_names), (5,), 2).eval()
     card = {"architecture": architecture(net), "feature_names": spec.feature_names}
-    save_model(tmp_path / "m", net, spec, card)
+    save_model(tmp_path / "m", net, spec, card, initial=start.state_dict())
 
     model = load_model(tmp_path / "m")
     x = torch.as_tensor(spec.transform(frame), dtype=torch.float32)
     assert torch.equal(model.net(x), net(x))
     assert model.spec == spec
+    initial = load_initial(tmp_path / "m", model.card)
+    assert torch.equal(initial(x), start(x))
+    assert not initial.training
     assert {p.name for p in (tmp_path / "m").iterdir()} == {
         "model.json",
         "model.safetensors",
+        "initial.safetensors",
         "preprocess.json",
     }
+
+    # Another run's (valid) initial weights: refused by the hash, but predicting is unaffected.
+    other = tmp_path / "other"
+    save_model(other, net, spec, card, initial=MLP(len(spec.feature_names), (5,), 2).state_dict())
+    (tmp_path / "m" / "initial.safetensors").write_bytes(
+        (other / "initial.safetensors").read_bytes()
+    )
+    with pytest.raises(ModelError, match=r"initial.safetensors: sha256 does not match"):
+        load_initial(tmp_path / "m", load_model(tmp_path / "m").card)
 
     (tmp_path / "m" / "model.safetensors").write_bytes(b"junk")
     with pytest.raises(ModelError, match=r"model.safetensors: sha256 does not match"):
@@ -85,16 +124,46 @@ def test_model_folder_round_trip_and_tamper_checks(tmp_path):
         load_model(tmp_path / "nowhere")
 
 
-def test_save_model_replaces_folder_atomically(tmp_path):
-    folder = tmp_path / "m"
-    folder.mkdir()
-    (folder / "stale.txt").write_text("old")
+def test_model_folder_without_initial_weights_still_predicts(tmp_path):
+    """A folder from before initial.safetensors: load_model works, load_initial says rerun."""
     frame = pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]})
     spec = fit_spec(frame, target="t", categorical=[], source_sha256="s")
     net = MLP(1, (2,), 2)
-    save_model(folder, net, spec, {"architecture": architecture(net), "feature_names": ["a"]})
-    assert not (folder / "stale.txt").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary folders left
+    card = {"architecture": architecture(net), "feature_names": ["a"]}
+    folder = tmp_path / "m"
+    full = save_model(folder, net, spec, card, initial=net.state_dict())
+    del full["files"]["initial.safetensors"]
+    (folder / "model.json").write_text(json.dumps(full))
+    (folder / "initial.safetensors").unlink()
+
+    model = load_model(folder)
+    with pytest.raises(ModelError, match=r"model.json: lists no initial.safetensors") as err:
+        load_initial(folder, model.card)
+    assert "rerun the train stage" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_initial_weights_must_fit_the_network(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]})
+    spec = fit_spec(frame, target="t", categorical=[], source_sha256="s")
+    net = MLP(1, (2,), 2)
+    card = {"architecture": architecture(net), "feature_names": ["a"]}
+    with pytest.raises(ValueError, match="initial weights do not fit"):
+        save_model(tmp_path / "m", net, spec, card, initial=MLP(1, (3,), 2).state_dict())
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_stage_saves_the_weights_it_started_from(trained: Repo):
+    """Known answer: the saved initial weights are a fresh MLP built under the card's seed."""
+    folder = trained.path / "models"
+    model = load_model(folder)
+    initial = load_initial(folder, model.card)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(model.card["training"]["seed"])
+        fresh = MLP.from_architecture(model.card["architecture"])
+    for name, tensor in fresh.state_dict().items():
+        assert torch.equal(initial.state_dict()[name], tensor), name
+    trained_weight, fresh_weight = (n.state_dict()["hidden.0.weight"] for n in (model.net, fresh))
+    assert not torch.equal(trained_weight, fresh_weight)  # it trained
 
 
 def test_classification_metrics_known_answer():
@@ -128,9 +197,8 @@ def test_malformed_card_is_a_model_error(tmp_path, card):
     frame = pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]})
     spec = fit_spec(frame, target="t", categorical=[], source_sha256="s")
     net = MLP(1, (2,), 2)
-    save_model(
-        tmp_path / "m", net, spec, {"architecture": architecture(net), "feature_names": ["a"]}
-    )
+    good = {"architecture": architecture(net), "feature_names": ["a"]}
+    save_model(tmp_path / "m", net, spec, good, initial=net.state_dict())
     (tmp_path / "m" / "model.json").write_bytes(card.encode("latin-1"))
     with pytest.raises(ModelError, match=r"model\.json"):
         load_model(tmp_path / "m")

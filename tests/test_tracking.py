@@ -1,5 +1,6 @@
 """The ClearML hook against the real SDK in offline mode, and its fail-fast checks."""
 
+import hashlib
 import json
 import os
 import socket
@@ -37,7 +38,7 @@ def run_train(
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     cmd = [
         sys.executable, str(ROOT / "src/stages/train.py"), "--params", str(tmp_path / "params.yaml"),
-        "--data", str(trained.path / "data/processed"), "--lock", str(trained.path / "dvc.lock"),
+        "--data", str(trained.path / "data/processed"),
         "--model", str(tmp_path / "models"), "--live", str(tmp_path / "live"),
     ]  # fmt: skip
     return subprocess.run(
@@ -64,13 +65,13 @@ def test_offline_session_records_params_scalars_model_and_data(trained, tmp_path
     assert hyper["seed"]["value"] == "42" and hyper["hidden"]["value"] == "[16, 16]"
     assert "seed: 42" in task["configuration"]["params.yaml"]["value"]
 
-    lock = yaml.safe_load((trained.path / "dvc.lock").read_text())["stages"]
+    # The data version comes from the model card: the sha256 of the very files trained on.
     props = {k: v["value"] for k, v in task["hyperparams"]["properties"].items()}
-    assert props["raw"] == lock["download"]["outs"][0]["md5"]
-    processed = next(o["md5"] for o in lock["preprocess"]["outs"] if o["path"] == "data/processed")
-    assert props["processed"] == processed
+    raw = hashlib.sha256((trained.path / "data/raw/heart.csv").read_bytes()).hexdigest()
+    train = hashlib.sha256((trained.path / "data/processed/train.csv").read_bytes()).hexdigest()
+    assert (props["raw_sha256"], props["train_sha256"]) == (raw, train)
     assert len(props["git_commit"]) == 40
-    assert set(task["tags"]) == {"ci", f"data:{processed[:8]}"}
+    assert set(task["tags"]) == {"ci", f"data:{train[:8]}"}
 
     events = [e for line in session.read("metrics.jsonl").splitlines() for e in json.loads(line)]
     curves = {(e["metric"], e["variant"], e["iter"]) for e in events if e["metric"] != "Summary"}

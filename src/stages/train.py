@@ -13,9 +13,6 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--model", type=Path, required=True, help="folder for the model files")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder")
-    parser.add_argument(
-        "--lock", type=Path, default=Path("dvc.lock"), help="for ClearML's data version"
-    )
     args = parser.parse_args()
 
     params = load_params(args.params)
@@ -43,7 +40,6 @@ def main() -> None:
             baseline=result.baseline,
             card=result.card,
             weights=args.model / WEIGHTS,
-            lock_file=args.lock,
         )
         print(f"clearml: recorded {where}")
 

@@ -1,14 +1,16 @@
-"""The model folder: safetensors weights, a JSON model card and the JSON preprocessing spec.
+"""The model folder: trained and initial safetensors weights, a JSON card, the JSON preprocessing.
 
 Plain data only: nothing in the folder runs code when loaded, so a model pulled from a
 shared DVC remote need not be trusted the way a pickle must.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -19,6 +21,9 @@ from topoxai.model import MLP
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
+# The weights training started from: explain's untrained control. Saved rather than rebuilt
+# from the seed, since any draw from torch's RNG before the network is built would change it.
+INITIAL = "initial.safetensors"
 CARD = "model.json"
 SPEC = SPEC_FILE
 
@@ -34,13 +39,26 @@ class Model:
     card: dict[str, Any]
 
 
-def save_model(folder: Path, net: MLP, spec: Preprocessor, card: dict[str, Any]) -> dict[str, Any]:
-    """Write weights, spec and card (with the hashes that tie them together) all at once."""
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+def save_model(
+    folder: Path,
+    net: MLP,
+    spec: Preprocessor,
+    card: dict[str, Any],
+    *,
+    initial: Mapping[str, torch.Tensor],
+) -> dict[str, Any]:
+    """Write weights, spec and card (with the hashes that tie them together) all at once.
+
+    `initial` is the network's state_dict from before training (see INITIAL).
+    """
+    state, start = _plain(net.state_dict()), _plain(initial)
+    if {k: v.shape for k, v in start.items()} != {k: v.shape for k, v in state.items()}:
+        raise ValueError("the initial weights do not fit the network")
     with atomic_dir(folder) as tmp:
         save_file(state, str(tmp / WEIGHTS))
+        save_file(start, str(tmp / INITIAL))
         (tmp / SPEC).write_text(spec.to_json(), encoding="utf-8")
-        files = {name: {"sha256": sha256_file(tmp / name)} for name in (WEIGHTS, SPEC)}
+        files = {name: {"sha256": sha256_file(tmp / name)} for name in (WEIGHTS, INITIAL, SPEC)}
         full = {"format_version": FORMAT_VERSION, **card, "files": files}
         (tmp / CARD).write_text(json_text(full), encoding="utf-8")
     return full
@@ -65,16 +83,48 @@ def load_model(folder: Path) -> Model:
         raise ModelError(f"{card_path}: missing or malformed entry ({err!r})") from None
 
 
+def load_initial(folder: Path, card: dict[str, Any]) -> MLP:
+    """The network as training started, from a folder `load_model` accepted with this card.
+
+    Separate from `load_model`: predicting needs only the trained weights, so model folders
+    from before initial weights were saved still predict.
+    """
+    if INITIAL not in card.get("files", {}):
+        raise ModelError(
+            f"{folder / CARD}: lists no {INITIAL} (a model from an older train stage); "
+            "rerun the train stage"
+        )
+    _check_file(folder, card, INITIAL)
+    return _network(folder / INITIAL, card["architecture"])
+
+
+def _plain(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def _check_file(folder: Path, card: dict[str, Any], name: str) -> None:
+    path = folder / name
+    if not path.is_file():
+        raise ModelError(f"{path}: not found")
+    expected = card.get("files", {}).get(name, {}).get("sha256")
+    if sha256_file(path) != expected:
+        raise ModelError(
+            f"{path}: sha256 does not match {CARD}; the files come from different runs"
+        )
+
+
+def _network(path: Path, arch: dict[str, Any]) -> MLP:
+    net = MLP.from_architecture(arch)
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except (SafetensorError, RuntimeError) as err:
+        raise ModelError(f"{path}: does not fit the architecture in {CARD} ({err})") from None
+    return net.eval()
+
+
 def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:
     for name in (WEIGHTS, SPEC):
-        path = folder / name
-        if not path.is_file():
-            raise ModelError(f"{path}: not found")
-        expected = card.get("files", {}).get(name, {}).get("sha256")
-        if sha256_file(path) != expected:
-            raise ModelError(
-                f"{path}: sha256 does not match {CARD}; the files come from different runs"
-            )
+        _check_file(folder, card, name)
     try:
         spec = Preprocessor.load(folder / SPEC)
     except UserError as err:
@@ -87,15 +137,7 @@ def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:
         raise ModelError(
             f"{folder / SPEC}: its features do not match the model card's feature_names"
         )
-    net = MLP.from_architecture(arch)
-    try:
-        net.load_state_dict(load_file(str(folder / WEIGHTS)))
-    except (SafetensorError, RuntimeError) as err:
-        raise ModelError(
-            f"{folder / WEIGHTS}: does not fit the architecture in {CARD} ({err})"
-        ) from None
-    net.eval()
-    return Model(net, spec, card)
+    return Model(_network(folder / WEIGHTS, arch), spec, card)
 
 
 def architecture(net: MLP) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torchmetrics.classification import MulticlassF1Score
 
 from topoxai.model import MLP
 from topoxai.params import ParamsError
@@ -36,6 +37,7 @@ class Classifier(L.LightningModule):
         self.save_hyperparameters()
         self.net = MLP(in_features, hidden, out_features, dropout)
         self.loss = nn.CrossEntropyLoss()
+        self.val_f1 = MacroF1(out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -56,9 +58,11 @@ class Classifier(L.LightningModule):
         logits = self(x)
         # Every rank scores the whole split (Splits.val_dataloader), so the values already agree;
         # sync_dist keeps them one number per epoch for early stopping on every rank.
-        f1 = macro_f1(logits.argmax(dim=1), y, logits.shape[1])
         self.log("val_loss", self.loss(logits, y), batch_size=len(y), sync_dist=True)
-        self.log("val_f1", f1, batch_size=len(y), sync_dist=True)
+        # A metric object: counts add up over the epoch's batches, and it syncs itself under DDP
+        # (every rank's counts summed: the same ratios, since each rank scores the whole split).
+        self.val_f1.update(logits.argmax(dim=1), y)
+        self.log("val_f1", self.val_f1)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
@@ -75,14 +79,19 @@ class Classifier(L.LightningModule):
         )
 
 
-def macro_f1(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Unweighted mean of per-class F1 (a class never seen nor predicted counts as 0)."""
-    scores = []
-    for c in range(n_classes):
-        tp = ((pred == c) & (target == c)).sum()
-        denom = (pred == c).sum() + (target == c).sum()
-        scores.append(2 * tp / denom if denom > 0 else torch.tensor(0.0))
-    return torch.stack(scores).float().mean()
+class MacroF1(MulticlassF1Score):
+    """Unweighted mean of per-class F1 over every class; one never seen nor predicted scores 0.
+
+    torchmetrics' own average="macro" leaves such a class out of the mean (a validation
+    split of one class, all predicted right, would score 1.0); sklearn's
+    f1_score(labels=range(n), average="macro", zero_division=0) counts it as 0, as we do.
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(num_classes, average="none", zero_division=0)
+
+    def compute(self) -> torch.Tensor:
+        return super().compute().mean()
 
 
 class KeepBest(Callback):

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from threadpoolctl import threadpool_limits
 
 from topoxai import attribution, mapper, topology
-from topoxai.artifacts import CARD, ModelError, load_model
+from topoxai.artifacts import load_initial, load_model
 from topoxai.data import SPLITS, read_split
 from topoxai.features import SPEC_FILE, DataError, Preprocessor
 from topoxai.files import atomic_dir, json_text
@@ -33,7 +33,7 @@ DPI = 100
 @dataclass(frozen=True)
 class Inputs:
     trained: MLP
-    control: MLP  # the same architecture with the weights training started from
+    control: MLP  # the same architecture with the weights training started from (saved)
     spec: Preprocessor
     x: dict[str, np.ndarray]  # split -> features
     y: dict[str, np.ndarray]  # split -> class indices
@@ -75,32 +75,22 @@ def explain(
 def load_inputs(model_dir: Path, data_dir: Path) -> Inputs:
     """The trained model, its untrained control and the processed splits, cross-checked."""
     model = load_model(model_dir)
+    control = load_initial(model_dir, model.card)
     spec_path = data_dir / SPEC_FILE
     if not spec_path.is_file() or Preprocessor.load(spec_path) != model.spec:
         raise DataError(
             f"{spec_path}: missing or not the preprocessing {model_dir} was trained with; "
             "rerun the pipeline"
         )
-    seed = model.card.get("training", {}).get("seed")
-    if not isinstance(seed, int):
-        raise ModelError(f"{model_dir / CARD}: no training.seed to rebuild the control")
     splits = {name: read_split(data_dir / f"{name}.csv", model.spec) for name in SPLITS}
     return Inputs(
         trained=model.net,
-        control=initial_network(model.card["architecture"], seed),
+        control=control,
         spec=model.spec,
         x={name: s[0] for name, s in splits.items()},
         y={name: s[1] for name, s in splits.items()},
         rows={name: s[2] for name, s in splits.items()},
     )
-
-
-def initial_network(architecture: dict[str, Any], seed: int) -> MLP:
-    """The MLP as the train stage initialised it: its only random draws follow the seed."""
-    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG as it was
-        torch.manual_seed(seed)
-        net = MLP.from_architecture(architecture)
-    return net.eval()
 
 
 def in_float64(inputs: Inputs) -> Inputs:

@@ -16,8 +16,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from topoxai.errors import UserError, describe_bad_answer
 from topoxai.params import ClearMLParams, TrainParams
 
@@ -111,7 +109,6 @@ def record(
     baseline: dict[str, dict[str, float]],
     card: dict[str, Any],
     weights: Path,
-    lock_file: Path,
 ) -> str:
     """Create a ClearML training task for this run and close it; return where it went."""
     # torch and lightning are imported by now: Task.init must come after them.
@@ -148,10 +145,11 @@ def record(
             task.connect_configuration(
                 params_file, name="params.yaml", ignore_remote_overrides=True
             )
-            versions = data_versions(lock_file)
-            task.set_user_properties(**versions, **git_version())
-            if "processed" in versions:
-                task.add_tags([f"data:{versions['processed'][:8]}"])
+            # The data version is the model card's (sha256 of the raw and training CSVs): it
+            # describes the data this model was trained on, whatever dvc.lock says.
+            data = card["data"]
+            task.set_user_properties(**data, **git_version())
+            task.add_tags([f"data:{data['train_sha256'][:8]}"])
 
             logger = task.get_logger()
             for epoch, metrics in enumerate(history):
@@ -198,21 +196,6 @@ _FRAMEWORKS = (
     "lightgbm", "catboost", "fastai", "hydra", "jsonargparse", "megengine", "gradio",
     "tfdefines",
 )  # fmt: skip
-
-
-def data_versions(lock_file: Path) -> dict[str, str]:
-    """DVC's md5 of the upstream stages' outputs (raw and processed data), from dvc.lock."""
-    try:
-        lock = yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        return {}
-    versions = {}
-    for stage, name in (("download", "raw"), ("preprocess", "processed")):
-        for out in lock.get("stages", {}).get(stage, {}).get("outs", []):
-            if not out["path"].endswith(".json"):
-                versions[name] = out["md5"]
-                versions[f"{name}_path"] = out["path"]
-    return versions
 
 
 def git_version() -> dict[str, str]:

@@ -1,5 +1,6 @@
 """The train stage's work: data in, trained model, metrics and plots out."""
 
+import copy
 import csv
 import logging
 import warnings
@@ -58,6 +59,9 @@ def train(
         momentum=params.momentum,
         weight_decay=params.weight_decay,
     )
+    # Saved with the model as explain's untrained control (artifacts.INITIAL); a copy, since
+    # training updates the parameters in place.
+    initial = copy.deepcopy(module.net.state_dict())
 
     def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
         names = {"train_loss": "train/loss", "val_loss": "val/loss", "val_f1": "val/f1"}
@@ -130,7 +134,7 @@ def train(
             },
             "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
         }
-        card = save_model(model_dir, fitted.net, spec, card)
+        card = save_model(model_dir, fitted.net, spec, card, initial=initial)
     print(f"test: {test}")
     print(f"baselines: {reference}")
     return TrainResult(history, test, reference, card)
