@@ -74,6 +74,28 @@ def test_default_pipeline_meets_targets_and_reproduces_the_lock(repo: Repo):
     assert repo.run("git", "status", "--porcelain").stdout == ""
     repo.dvc("repro", "-f")
     assert (repo.path / "dvc.lock").read_text() == committed_lock
+    # Another CPU: torch's AVX2 kernels must train the same weights as the machine's default
+    # (AVX-512 where it has it), and with torch's plain kernels every other stage must still
+    # write the same bytes from the same inputs.
+    for capability, stages in (
+        ("avx2", ["train", "explain"]),
+        ("default", ["preprocess", "explain"]),
+    ):
+        on_cpu = Repo(repo.path, {**repo.env, "ATEN_CPU_CAPABILITY": capability})
+        for stage in stages:
+            on_cpu.dvc("repro", "-f", "-s", stage)
+        assert (repo.path / "dvc.lock").read_text() == committed_lock, capability
+
+
+def test_outputs_do_not_depend_on_torchs_cpu_kernels(baseline: Repo):
+    """From the same inputs, preprocess and explain write the same bytes with torch's plain
+    (no SIMD) kernels as with the machine's AVX2 or AVX-512 ones: dvc.lock does not change."""
+    lock = (baseline.path / "dvc.lock").read_text()
+    plain = Repo(baseline.path, {**baseline.env, "ATEN_CPU_CAPABILITY": "default"})
+    for stage in ("preprocess", "explain"):
+        assert f"Running stage '{stage}'" in plain.dvc("repro", "-f", "-s", stage)
+    assert (baseline.path / "dvc.lock").read_text() == lock
+    assert baseline.run("git", "status", "--porcelain").stdout == ""
 
 
 def run_train_stage(
