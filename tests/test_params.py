@@ -107,6 +107,16 @@ def _drop_lr(raw: dict[str, Any]) -> None:
             ["data.positive", "Sex", "categorical"],
             id="text-positive",
         ),
+        pytest.param(
+            _set("data", "categorical", ["Sex", "FastingBS", "Sex"]),
+            ["data.categorical: Sex is listed twice"],
+            id="categorical-twice",
+        ),
+        pytest.param(
+            _set("data", "positive", ["Cholesterol", "Cholesterol"]),
+            ["data.positive: Cholesterol is listed twice"],
+            id="positive-twice",
+        ),
         pytest.param(_set("train", "lr", -0.01), ["train.lr", "> 0"], id="negative-lr"),
         pytest.param(_set("train", "lr", float("inf")), ["train.lr", "finite"], id="inf-lr"),
         pytest.param(_set("train", "dropout", 1.0), ["train.dropout", "[0, 1)"], id="dropout-1"),

@@ -39,6 +39,10 @@ class DataParams:
             )
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise ParamsError("data.sha256 must be 64 lowercase hex digits or null")
+        for key in ("categorical", "positive"):
+            names = getattr(self, key)
+            if twice := [name for i, name in enumerate(names) if name in names[:i]]:
+                raise ParamsError(f"data.{key}: {twice[0]} is listed twice")
         if self.target in self.categorical or self.target in self.positive:
             raise ParamsError(f"data.target {self.target!r} must not be a feature column too")
         if overlap := sorted(set(self.positive) & set(self.categorical)):
