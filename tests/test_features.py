@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from topoxai.data import drop_nonpositive, read_raw, stratified_split
+from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, stratified_split
 from topoxai.download import resolve_local
 from topoxai.features import DataError, Preprocessor, fit
 
@@ -93,6 +93,29 @@ def test_dropped_column_missing_from_the_csv_is_refused(frame, tmp_path):
     frame.to_csv(tmp_path / "raw.csv", index=False)
     with pytest.raises(DataError, match=r"^data.drop: no column PatientId in .*raw.csv \(columns"):
         read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientId"])
+
+
+def test_id_column_is_refused_with_a_hint_to_drop_it(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame(
+        {
+            "PatientID": rng.permutation(ID_MIN_ROWS) + 5000,
+            "Ratio": rng.normal(size=ID_MIN_ROWS),  # all different, but not whole numbers
+            "y": [0, 1] * (ID_MIN_ROWS // 2),
+        }
+    )
+    raw.to_csv(tmp_path / "raw.csv", index=False)
+    message = "^column PatientID: every value is different \\(an ID\\?\\); list it in data.drop"
+    with pytest.raises(DataError, match=message):
+        read_raw(tmp_path / "raw.csv", target="y", categorical=[], drop=[])
+    kept = read_raw(tmp_path / "raw.csv", target="y", categorical=[], drop=["PatientID"])
+    assert list(kept.columns) == ["Ratio", "y"]
+    # One row fewer is a table too small to tell an ID from a measurement.
+    raw.head(ID_MIN_ROWS - 1).to_csv(tmp_path / "small.csv", index=False)
+    assert (
+        len(read_raw(tmp_path / "small.csv", target="y", categorical=[], drop=[]))
+        == ID_MIN_ROWS - 1
+    )
 
 
 def test_drop_nonpositive_counts_per_column(frame):
@@ -178,6 +201,10 @@ def _run_preprocess(
             "column Sex, line 4: an empty value",
         ),
         (lambda f: f.assign(Cholesterol=0), "no rows left"),
+        (
+            lambda f: f.assign(PatientID=range(len(f))),
+            "column PatientID: every value is different (an ID?); list it in data.drop",
+        ),
     ],
 )
 def test_preprocess_stage_rejects_bad_csv_and_writes_nothing(tmp_path, edit, message):
