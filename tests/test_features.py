@@ -118,6 +118,19 @@ def test_id_column_is_refused_with_a_hint_to_drop_it(tmp_path):
     )
 
 
+def test_na_words_are_categories_but_not_numbers(tmp_path):
+    (tmp_path / "raw.csv").write_text("Age,Sex,y\n40,NA,0\n50,None,1\n60,null,1\n")
+    raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=[])
+    spec = fit(raw, target="y", categorical=["Sex"], source_sha256="x")
+    assert spec.categories == [["NA", "None", "null"]]
+    (tmp_path / "bad.csv").write_text("Age,Sex,y\n40,M,0\nNA,F,1\n")
+    with pytest.raises(DataError, match=r"^column Age, line 3: 'NA' is not a number$"):
+        read_raw(tmp_path / "bad.csv", target="y", categorical=["Sex"], drop=[])
+    (tmp_path / "empty.csv").write_text("Age,Sex,y\n40,M,0\n50,,1\n")
+    with pytest.raises(DataError, match=r"^column Sex, line 3: an empty value$"):
+        read_raw(tmp_path / "empty.csv", target="y", categorical=["Sex"], drop=[])
+
+
 def test_drop_nonpositive_counts_per_column(frame):
     filtered = drop_nonpositive(frame, ["Chol", "Age"])
     assert len(filtered.frame) == 3

@@ -1,5 +1,6 @@
 """The research code's data steps: read the raw CSV, drop impossible rows, split."""
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +28,32 @@ class Filtered:
     nonpositive: dict[str, int]  # rows with a value <= 0, per column (a row may count twice)
 
 
-def read_raw(path: Path, *, target: str, categorical: list[str], drop: list[str]) -> pd.DataFrame:
-    """Read the raw CSV minus the `drop` columns; categoricals stay text (0/1 one-hot as words)."""
+def read_table(source: str | Path, *, categorical: list[str]) -> pd.DataFrame:
+    """Raw rows from a CSV file (`-`: stdin), read the same way for training and prediction."""
     try:
-        frame = pd.read_csv(path, dtype={c: str for c in categorical}, keep_default_na=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+        return pd.read_csv(
+            sys.stdin if str(source) == "-" else source,
+            # Categoricals as text, so that the codes 0/1 one-hot like words.
+            dtype={c: str for c in categorical},
+            # Only an empty cell is missing. pandas' NA words ("NA", "None", "null", "nan", ...)
+            # would turn a category spelled so into a missing value; in a numeric column they
+            # now read as text, which numeric_block reports as not a number, naming the line.
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except FileNotFoundError:
+        raise DataError(f"{source}: no such file") from None
+    except (IsADirectoryError, PermissionError) as err:
+        raise DataError(f"{source}: cannot read it ({err.strerror})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source}: the input is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{source}: not a readable CSV ({str(err).splitlines()[0]})") from None
+
+
+def read_raw(path: Path, *, target: str, categorical: list[str], drop: list[str]) -> pd.DataFrame:
+    """Read and check the raw CSV, minus the `drop` columns."""
+    frame = read_table(path, categorical=categorical)
     require_columns(frame, [target, *categorical])
     # A name that matches no column is most likely a typo, and the column meant would then
     # silently stay in as a feature.
