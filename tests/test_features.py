@@ -12,7 +12,7 @@ import yaml
 
 from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, stratified_split
 from topoxai.download import resolve_local
-from topoxai.features import DataError, Preprocessor, fit
+from topoxai.features import DataError, Preprocessor, categorical_block, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope"]
@@ -46,6 +46,24 @@ def test_unknown_category_becomes_all_zeros(frame):
     spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
     new = frame.head(1).assign(Sex="X")
     assert spec.transform(new)[0, 2:].tolist() == [0, 0]
+
+
+def test_categories_take_one_spelling():
+    spelled = ["0.0", "0", " 0 ", "+0", "-0", "1e3", "1.50", " M ", "nan", "inf", "007"]
+    canonical = ["0", "0", "0", "0", "0", "1000", "1.5", "M", "nan", "inf", "7"]
+    long_code = "9007199254740993"  # 2**53 + 1: not a float, so it keeps its own digits
+    frame = pd.DataFrame({"c": [*spelled, long_code]})
+    assert categorical_block(frame, "c").tolist() == [*canonical, long_code]
+    floats = pd.DataFrame({"c": [0.0, 1.0, 0.1]})  # rows passed to predict() from Python
+    assert categorical_block(floats, "c").tolist() == ["0", "1", "0.1"]
+
+
+def test_float_spelled_codes_are_the_integer_categories(frame):
+    spec = fit(frame.assign(Code=["0", "0.0", " 1 ", "1.50"]), target="y",
+               categorical=["Sex", "Code"], source_sha256="x")  # fmt: skip
+    assert spec.categories[1] == ["0", "1", "1.5"]
+    new = frame.assign(Code=["+0", "1.0", "1.5", "2"])
+    assert spec.transform(new)[:, -3:].tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]
 
 
 def test_constant_column_keeps_scale_one(frame):

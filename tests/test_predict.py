@@ -82,6 +82,18 @@ def test_na_word_is_a_category_as_in_training(trained, raw_test_rows):
     assert "note: column ChestPainType: unknown category 'NA' encoded as all zeros" in result.stderr
 
 
+def test_category_written_as_a_float_is_the_trained_one(trained, raw_test_rows):
+    rows, expected = raw_test_rows
+    floats = rows.astype({"FastingBS": float})  # a CSV written by pandas from floats: 0.0, 1.0
+    text = floats.to_csv(index=False)
+    assert {"0.0", "1.0"} <= {line.split(",")[5] for line in text.splitlines()[1:]}  # premise
+    result = predict(trained, "--input", "-", stdin=text)
+    assert result.returncode == 0, result.stderr
+    assert "unknown" not in result.stderr
+    out = pd.read_csv(io.StringIO(result.stdout))
+    assert (out["probability"] - expected["probability"]).abs().max() < 1e-6
+
+
 def _edit(rows: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:
     values = rows[column].head(4).astype(object).tolist()
     values[2] = value
