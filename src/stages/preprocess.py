@@ -20,7 +20,9 @@ def main() -> None:
 
     params = load_params(args.params)
     data = params.data
-    raw = read_raw(args.raw, target=data.target, categorical=list(data.categorical))
+    raw = read_raw(
+        args.raw, target=data.target, categorical=list(data.categorical), drop=list(data.drop)
+    )
     filtered = drop_nonpositive(raw, list(data.positive))
     parts = stratified_split(filtered.frame, data.target, data.split, params.seed)
     digest = sha256_file(args.raw)
@@ -49,6 +51,12 @@ def main() -> None:
             for name in SPLITS
         },
         "features": len(spec.feature_names),
+        # Lists of names: DVC shows only numbers (and strings) as metrics and skips these.
+        "columns": {
+            "numeric": spec.numeric,
+            "categorical": spec.categorical,
+            "dropped": list(data.drop),
+        },
     }
     write_json(args.metrics, metrics)
     print(f"preprocess: {metrics['rows']} -> split {metrics['split']}")

@@ -137,13 +137,28 @@ def numeric_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def categorical_block(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """The column as strings, or DataError naming the first empty cell."""
+    """The column as text, one spelling per category, or DataError naming the first empty cell.
+
+    Spaces are trimmed and numbers take one spelling ("0.0", " 0 ", "+0" -> "0"; "1.50" ->
+    "1.5"): categories are compared as text, and a FastingBS of 0.0 (a CSV written from
+    floats) must be the category "0" that training saw, not an unknown one.
+    """
     raw = frame[column]
-    empty = raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy()
+    # Spelled once per distinct value, then spread back to the rows: a 1M-row column has a
+    # handful of categories, and parsing numbers is the slow part.
+    codes, distinct = pd.factorize(raw.astype(str))
+    text = pd.Series(distinct, dtype=object).str.strip()
+    empty = raw.isna().to_numpy() | (text == "").to_numpy()[codes]
     if empty.any():
         i = int(np.argmax(empty))
         raise DataError(f"column {column}, {line_of(frame, i)}: an empty value")
-    return raw.astype(str).to_numpy(dtype=object)
+    number = pd.to_numeric(text, errors="coerce").astype(float)  # NaN where not a number
+    # From 2**53 on, floats skip integers: long numeric codes keep their own text.
+    whole = (number % 1 == 0) & (number.abs() < 2**53)
+    fraction = np.isfinite(number) & (number % 1 != 0)
+    text = text.mask(whole, number.where(whole, 0).astype(np.int64).astype(str))
+    text = text.mask(fraction, number.astype(str))  # the shortest text that reads back the same
+    return text.to_numpy(dtype=object)[codes]
 
 
 def line_of(frame: pd.DataFrame, position: int) -> str:

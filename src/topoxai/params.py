@@ -26,6 +26,7 @@ class DataParams:
     sha256: str | None
     target: str
     categorical: tuple[str, ...]
+    drop: tuple[str, ...]  # columns that are neither features nor the target (an ID, say)
     positive: tuple[str, ...]
     split: tuple[float, float, float]
 
@@ -39,10 +40,19 @@ class DataParams:
             )
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise ParamsError("data.sha256 must be 64 lowercase hex digits or null")
+        for key in ("categorical", "drop", "positive"):
+            names = getattr(self, key)
+            if twice := [name for i, name in enumerate(names) if name in names[:i]]:
+                raise ParamsError(f"data.{key}: {twice[0]} is listed twice")
         if self.target in self.categorical or self.target in self.positive:
             raise ParamsError(f"data.target {self.target!r} must not be a feature column too")
         if overlap := sorted(set(self.positive) & set(self.categorical)):
             raise ParamsError(f"data.positive: {overlap[0]} is categorical; list numeric columns")
+        if self.target in self.drop:
+            raise ParamsError(f"data.drop: {self.target} is data.target; it cannot be dropped")
+        for key in ("categorical", "positive"):
+            if overlap := sorted(set(self.drop) & set(getattr(self, key))):
+                raise ParamsError(f"data.drop: {overlap[0]} is also in data.{key}; list it once")
         if any(r <= 0 for r in self.split):
             raise ParamsError(f"data.split ratios must all be > 0 (got {list(self.split)})")
         if not math.isclose(sum(self.split), 1.0, abs_tol=1e-6):

@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from topoxai.artifacts import Model, ModelError, load_model
+from topoxai.data import read_table
 from topoxai.features import DataError, categorical_block
 
 BATCH = 1024
@@ -58,22 +59,10 @@ def predict_csv(
 
 
 def read_rows(source: str, model: Model) -> pd.DataFrame:
-    spec = model.spec
-    # Categoricals as text, as the preprocess stage read them (FastingBS 0/1 must stay "0"/"1").
-    dtypes = {c: str for c in spec.categorical}
+    """Raw rows from a CSV file (`-`: stdin), read exactly as the preprocess stage reads them."""
     if "://" in source:  # pandas would fetch URLs itself, with none of our checks
         raise DataError(f"{source}: --input takes a file path or -, not a URL")
-    try:
-        frame = pd.read_csv(sys.stdin if source == "-" else source, dtype=dtypes)
-    except FileNotFoundError:
-        raise DataError(f"{source}: no such file") from None
-    except (IsADirectoryError, PermissionError) as err:
-        raise DataError(f"{source}: cannot read it ({err.strerror})") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{source}: the input is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{source}: not a readable CSV ({str(err).splitlines()[0]})") from None
-    return frame
+    return read_table(source, categorical=model.spec.categorical)
 
 
 def _warn_about(frame: pd.DataFrame, model: Model) -> None:
