@@ -82,7 +82,8 @@ def rank_agreement(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def _dtype(net: nn.Module) -> torch.dtype:
-    return next(net.parameters()).dtype
+    weight = next(net.parameters(), None)
+    return torch.get_default_dtype() if weight is None else weight.dtype
 
 
 class _Last(nn.Module):
