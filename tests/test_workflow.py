@@ -24,6 +24,10 @@ def experiments(repo: Repo) -> dict[str, dict]:
 
 def test_experiments_compare_and_apply(baseline: Repo):
     repo = baseline
+    # -S of a value the file already has: nothing reruns and params.yaml keeps its bytes.
+    before = (repo.path / "params.yaml").read_bytes()
+    assert "Running stage" not in repo.dvc("exp", "run", "-S", "train.lr=0.01")
+    assert (repo.path / "params.yaml").read_bytes() == before
     out = repo.dvc("exp", "run", "-n", "wide", "-S", "train.lr=0.05", "-S", "train.hidden=[32,32]")
     assert "Running stage 'train'" in out and "Running stage 'preprocess'" not in out
 
