@@ -14,7 +14,7 @@ help:  ## list the targets
 # constraints.txt pins every package (torch==2.13.0 among them) so runs are reproducible.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,clearml]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[pipeline,dev,clearml]'
 	touch $@
 
 install: $(STAMP)  ## create .venv and install the project (only when missing or outdated)
@@ -80,7 +80,7 @@ agent-run: $(STAMP)  ## queue `dvc exp run EXP` for a ClearML agent on QUEUE (HE
 	clearml-task --project "$(PROJECT)" --name "dvc exp run $(EXP)" --tags dvc-exp \
 		--repo "$(REPO)" --commit "$$(git rev-parse HEAD)" \
 		--module "topoxai.agent exp run $(EXP) -S clearml.enabled=true -S clearml.offline=false" \
-		--packages $$(grep -vE '^[[:space:]]*(#|$$)' constraints.txt) "-e .[clearml]" \
+		--packages $$(grep -vE '^[[:space:]]*(#|$$)' constraints.txt) "-e .[pipeline,clearml]" \
 		$(if $(QUEUE),--queue $(QUEUE))
 
 lint: $(STAMP)  ## format the code and fix what ruff can

