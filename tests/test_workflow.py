@@ -168,6 +168,51 @@ def test_push_pull_and_checkout_restore_data_and_model(baseline: Repo, tmp_path:
     assert "up to date" in clone.dvc("status")
 
 
+def test_artifacts_get_fetches_a_model_version_from_the_remote(baseline: Repo, tmp_path: Path):
+    """dvc.yaml's model artifact, two versions tagged as GTO tags them, fetched by name."""
+    artifacts = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]
+    assert artifacts["heart-disease-mlp"]["path"] == "models"
+    repo = baseline
+    repo.dvc("remote", "add", "-d", "local", str(tmp_path / "remote"))
+    repo.commit("remote")
+    repo.dvc("push")
+    repo.run("git", "tag", "-a", "heart-disease-mlp@v1.0.0", "-m", "first")
+    commit = repo.run("git", "rev-parse", "HEAD").stdout.strip()
+    first = files(repo.path / "models")
+    repo.set_params(max_epochs=2)
+    repo.dvc("repro", "train")
+    repo.commit("two epochs")
+    repo.dvc("push")
+    repo.run("git", "tag", "-a", "heart-disease-mlp@v1.1.0", "-m", "second")
+    second = files(repo.path / "models")
+    assert first != second
+
+    # A bare clone has the history and tags but no DVC cache: the model can only come from
+    # the remote, as on a machine that has nothing but the git URL.
+    origin = tmp_path / "origin.git"
+    repo.run("git", "clone", "-q", "--bare", str(repo.path), str(origin))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def dvc(*args: str) -> None:
+        result = subprocess.run(
+            ["dvc", *args], cwd=elsewhere, env=repo.env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    dvc("artifacts", "get", str(origin), "heart-disease-mlp", "-o", "latest")
+    dvc("artifacts", "get", str(origin), "heart-disease-mlp", "--rev", "v1.0.0", "-o", "v1")
+    # `dvc artifacts get --rev` takes a version; `dvc get --rev` any commit, tagged or not.
+    dvc("get", str(origin), "models", "--rev", commit, "-o", "at-commit")
+    assert files(elsewhere / "latest") == second  # the greatest version
+    assert files(elsewhere / "v1") == first
+    assert files(elsewhere / "at-commit") == first
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
 @pytest.mark.slow
 def test_queued_grid_runs_four_experiments(baseline: Repo):
     repo = baseline
