@@ -9,7 +9,7 @@ import pytest
 
 from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, stratified_split
 from topoxai.download import resolve_local
-from topoxai.features import DataError, Preprocessor, categorical_block, fit
+from topoxai.features import DataError, Preprocessor, categorical_block, fit_preprocessor
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope"]
@@ -27,8 +27,8 @@ def frame() -> pd.DataFrame:
     )
 
 
-def test_fit_learns_train_statistics_and_transform_standardizes(frame):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
+def test_fit_preprocessor_learns_train_statistics_and_transform_standardizes(frame):
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
     assert spec.numeric == ["Age", "Chol"]
     assert spec.means == pytest.approx([55.0, 187.5])
     assert spec.scales == pytest.approx([np.std([40, 50, 60, 70]), np.std([200, 0, 300, 250])])
@@ -40,7 +40,7 @@ def test_fit_learns_train_statistics_and_transform_standardizes(frame):
 
 
 def test_unknown_category_becomes_all_zeros(frame):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
     new = frame.head(1).assign(Sex="X")
     assert spec.transform(new)[0, 2:].tolist() == [0, 0]
 
@@ -56,7 +56,7 @@ def test_categories_take_one_spelling():
 
 
 def test_float_spelled_codes_are_the_integer_categories(frame):
-    spec = fit(frame.assign(Code=["0", "0.0", " 1 ", "1.50"]), target="y",
+    spec = fit_preprocessor(frame.assign(Code=["0", "0.0", " 1 ", "1.50"]), target="y",
                categorical=["Sex", "Code"], source_sha256="x")  # fmt: skip
     assert spec.categories[1] == ["0", "1", "1.5"]
     new = frame.assign(Code=["+0", "1.0", "1.5", "2"])
@@ -64,13 +64,15 @@ def test_float_spelled_codes_are_the_integer_categories(frame):
 
 
 def test_constant_column_keeps_scale_one(frame):
-    spec = fit(frame.assign(Age=5.0), target="y", categorical=["Sex"], source_sha256="x")
+    spec = fit_preprocessor(
+        frame.assign(Age=5.0), target="y", categorical=["Sex"], source_sha256="x"
+    )
     assert spec.scales[0] == 1.0
     assert spec.transform(frame.assign(Age=5.0))[:, 0].tolist() == [0, 0, 0, 0]
 
 
 def test_spec_round_trips_through_json(frame):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="abc")
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="abc")
     text = spec.to_json()
     assert json.loads(text)["format_version"] == 1
     assert Preprocessor.from_json(text) == spec
@@ -84,7 +86,7 @@ def test_spec_round_trips_through_json(frame):
     ],
 )
 def test_bad_numeric_cell_is_named(frame, value, message):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
     bad = frame.astype({"Age": object})
     bad.loc[1, "Age"] = value
     with pytest.raises(DataError, match=message):
@@ -92,7 +94,7 @@ def test_bad_numeric_cell_is_named(frame, value, message):
 
 
 def test_missing_column_is_named(frame):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
     with pytest.raises(DataError, match="missing column Chol"):
         spec.transform(frame.drop(columns="Chol"))
 
@@ -101,7 +103,10 @@ def test_read_raw_leaves_out_dropped_columns(frame, tmp_path):
     frame.assign(PatientID=[7, 3, 9, 1]).to_csv(tmp_path / "raw.csv", index=False)
     raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientID"])
     assert list(raw.columns) == ["Age", "Chol", "Sex", "y"]
-    assert fit(raw, target="y", categorical=["Sex"], source_sha256="x").numeric == ["Age", "Chol"]
+    assert fit_preprocessor(raw, target="y", categorical=["Sex"], source_sha256="x").numeric == [
+        "Age",
+        "Chol",
+    ]
 
 
 def test_dropped_column_missing_from_the_csv_is_refused(frame, tmp_path):
@@ -136,7 +141,7 @@ def test_id_column_is_refused_with_a_hint_to_drop_it(tmp_path):
 def test_na_words_are_categories_but_not_numbers(tmp_path):
     (tmp_path / "raw.csv").write_text("Age,Sex,y\n40,NA,0\n50,None,1\n60,null,1\n")
     raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=[])
-    spec = fit(raw, target="y", categorical=["Sex"], source_sha256="x")
+    spec = fit_preprocessor(raw, target="y", categorical=["Sex"], source_sha256="x")
     assert spec.categories == [["NA", "None", "null"]]
     (tmp_path / "bad.csv").write_text("Age,Sex,y\n40,M,0\nNA,F,1\n")
     with pytest.raises(DataError, match=r"^column Age, line 3: 'NA' is not a number$"):
@@ -188,7 +193,9 @@ def test_default_data_known_answers():
     assert filtered.nonpositive == {"Cholesterol": 172, "RestingBP": 1}
     parts = stratified_split(filtered.frame, "HeartDisease", (0.7, 0.15, 0.15), random_state=42)
     assert [len(p) for p in parts.values()] == [522, 112, 112]
-    spec = fit(parts["train"], target="HeartDisease", categorical=CATEGORICAL, source_sha256="x")
+    spec = fit_preprocessor(
+        parts["train"], target="HeartDisease", categorical=CATEGORICAL, source_sha256="x"
+    )
     assert len(spec.feature_names) == 21
     assert spec.means[0] == pytest.approx(parts["train"]["Age"].mean())
     assert spec.means[0] != pytest.approx(filtered.frame["Age"].mean(), abs=1e-9)

@@ -14,8 +14,8 @@ from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from topoxai.artifacts import ModelError, architecture, load_initial, load_model, save_model
-from topoxai.classifier import Classifier, MacroF1, Splits, fit, predict_proba
-from topoxai.features import fit as fit_spec
+from topoxai.classifier import Classifier, MacroF1, Splits, predict_proba, train_network
+from topoxai.features import fit_preprocessor
 from topoxai.metrics import classification_metrics, precision_recall_points, roc_points
 from topoxai.model import MLP
 from topoxai.params import ParamsError
@@ -70,11 +70,11 @@ def _toy(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, (x[:, 0] + x[:, 1] > 0).long()
 
 
-def test_fit_learns_separable_data_and_keeps_best_epoch():
+def test_train_network_learns_separable_data_and_keeps_best_epoch():
     torch.manual_seed(0)
     module = Classifier(4, (16,), 2, optimizer="adam", lr=0.05)
     epochs: list[int] = []
-    fitted = fit(
+    fitted = train_network(
         module, _toy(256, 1), _toy(64, 2), batch_size=32, max_epochs=15, patience=3, seed=0,
         on_epoch=lambda epoch, metrics: epochs.append(epoch),
         trainer_options={"accelerator": "cpu", "devices": 1},
@@ -88,7 +88,7 @@ def test_fit_learns_separable_data_and_keeps_best_epoch():
 
 def test_model_folder_round_trip_and_tamper_checks(tmp_path):
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "c": ["x", "y", "x"], "t": [0, 1, 0]})
-    spec = fit_spec(frame, target="t", categorical=["c"], source_sha256="s")
+    spec = fit_preprocessor(frame, target="t", categorical=["c"], source_sha256="s")
     start = MLP(len(spec.feature_names), (5,), 2)
     net = MLP(len(spec.feature_names), (5,), 2).eval()
     card = {"architecture": architecture(net), "feature_names": spec.feature_names}
@@ -127,7 +127,7 @@ def test_model_folder_round_trip_and_tamper_checks(tmp_path):
 def test_model_folder_without_initial_weights_still_predicts(tmp_path):
     """A folder from before initial.safetensors: load_model works, load_initial says rerun."""
     frame = pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]})
-    spec = fit_spec(frame, target="t", categorical=[], source_sha256="s")
+    spec = fit_preprocessor(frame, target="t", categorical=[], source_sha256="s")
     net = MLP(1, (2,), 2)
     card = {"architecture": architecture(net), "feature_names": ["a"]}
     folder = tmp_path / "m"
@@ -144,7 +144,7 @@ def test_model_folder_without_initial_weights_still_predicts(tmp_path):
 
 def test_initial_weights_must_fit_the_network(tmp_path):
     frame = pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]})
-    spec = fit_spec(frame, target="t", categorical=[], source_sha256="s")
+    spec = fit_preprocessor(frame, target="t", categorical=[], source_sha256="s")
     net = MLP(1, (2,), 2)
     card = {"architecture": architecture(net), "feature_names": ["a"]}
     with pytest.raises(ValueError, match="initial weights do not fit"):
@@ -195,7 +195,7 @@ def test_curves_are_strict_json():
 )
 def test_malformed_card_is_a_model_error(tmp_path, card):
     frame = pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]})
-    spec = fit_spec(frame, target="t", categorical=[], source_sha256="s")
+    spec = fit_preprocessor(frame, target="t", categorical=[], source_sha256="s")
     net = MLP(1, (2,), 2)
     good = {"architecture": architecture(net), "feature_names": ["a"]}
     save_model(tmp_path / "m", net, spec, good, initial=net.state_dict())
@@ -207,7 +207,7 @@ def test_malformed_card_is_a_model_error(tmp_path, card):
 def test_half_precision_training_returns_a_float32_network():
     torch.manual_seed(0)
     module = Classifier(4, (8,), 2, optimizer="adam", lr=0.05)
-    fitted = fit(
+    fitted = train_network(
         module, _toy(64, 1), _toy(32, 2), batch_size=32, max_epochs=2, patience=2, seed=0,
         on_epoch=lambda epoch, metrics: None,
         trainer_options={"accelerator": "cpu", "devices": 1, "precision": "bf16-true"},
@@ -218,7 +218,7 @@ def test_half_precision_training_returns_a_float32_network():
 
 def test_trainer_option_typo_is_a_params_error():
     with pytest.raises(ParamsError, match=r"train\.precision"):
-        fit(
+        train_network(
             Classifier(4, (8,), 2), _toy(8, 1), _toy(8, 2), batch_size=4, max_epochs=1, patience=1,
             seed=0, on_epoch=lambda epoch, metrics: None, trainer_options={"precision": "17-fake"},
         )  # fmt: skip

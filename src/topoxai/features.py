@@ -87,7 +87,7 @@ class Preprocessor:
             raise DataError(f"{path}: {err}") from None
 
 
-def fit(
+def fit_preprocessor(
     train: pd.DataFrame, *, target: str, categorical: list[str], source_sha256: str
 ) -> Preprocessor:
     """Learn means, scales and categories from the training rows only."""

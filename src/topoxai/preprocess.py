@@ -6,7 +6,7 @@ from typing import Any
 import pandas as pd
 
 from topoxai.data import SPLITS, drop_nonpositive, read_raw, stratified_split
-from topoxai.features import SPEC_FILE, Preprocessor, fit
+from topoxai.features import SPEC_FILE, Preprocessor, fit_preprocessor
 from topoxai.files import atomic_dir, sha256_file
 from topoxai.params import DataParams
 
@@ -21,7 +21,7 @@ def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[s
     )
     filtered = drop_nonpositive(frame, list(params.positive))
     parts = stratified_split(filtered.frame, params.target, params.split, seed)
-    spec = fit(
+    spec = fit_preprocessor(
         parts["train"],
         target=params.target,
         categorical=list(params.categorical),
