@@ -18,8 +18,9 @@ from conftest import PARAMS
 
 from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier
+from topoxai.errors import DataError
 from topoxai.explain import explain, layer_names, load_inputs
-from topoxai.features import DataError, Preprocessor, fit_preprocessor
+from topoxai.features import Preprocessor, fit_preprocessor
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError, parse
 

@@ -9,7 +9,8 @@ import pytest
 
 from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, stratified_split
 from topoxai.download import resolve_local
-from topoxai.features import DataError, Preprocessor, categorical_block, fit_preprocessor
+from topoxai.errors import DataError
+from topoxai.features import Preprocessor, categorical_block, fit_preprocessor
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope"]

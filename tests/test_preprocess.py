@@ -12,7 +12,8 @@ import yaml
 from conftest import PARAMS, ROOT
 
 from topoxai.download import resolve_local
-from topoxai.features import DataError, Preprocessor
+from topoxai.errors import DataError
+from topoxai.features import Preprocessor
 from topoxai.files import sha256_file
 from topoxai.params import DataParams, load_params
 from topoxai.preprocess import preprocess

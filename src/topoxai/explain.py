@@ -21,7 +21,8 @@ from threadpoolctl import threadpool_limits
 from topoxai import attribution, mapper, topology
 from topoxai.artifacts import load_initial, load_model
 from topoxai.data import SPLITS, read_split
-from topoxai.features import SPEC_FILE, DataError, Preprocessor
+from topoxai.errors import DataError
+from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, json_text
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError

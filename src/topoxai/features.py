@@ -13,14 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from topoxai.errors import UserError
+from topoxai.errors import DataError
 
 FORMAT_VERSION = 1
 SPEC_FILE = "preprocess.json"  # beside the processed splits, and in the model folder
-
-
-class DataError(UserError):
-    pass
 
 
 @dataclass(frozen=True)
