@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import PARAMS
+from helpers import PARAMS
 
 from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier

@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import umask
+from helpers import umask
 
 from topoxai.files import atomic_dir, sha256_file, temp_sibling, write_text
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import Repo
+from helpers import Repo
 from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PARAMS, ROOT
+from helpers import PARAMS, ROOT
 
 from topoxai.errors import UserError
 from topoxai.params import ParamsError, load_params

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import Repo
+from helpers import Repo
 
 
 def predict(

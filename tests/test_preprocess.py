@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import PARAMS, ROOT
+from helpers import PARAMS, ROOT
 
 from topoxai.download import resolve_local
 from topoxai.errors import DataError
