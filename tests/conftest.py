@@ -1,10 +1,27 @@
-"""Shared fixtures: a temporary git + DVC copy of the project, and a tiny trained one."""
+"""Shared fixtures: tiny raw rows, an in-process small run, and git + DVC copies of the project
+(fresh, or with the pipeline run once by `dvc repro`) for the end-to-end tests."""
 
+import dataclasses
+import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from helpers import TINY, Repo, isolated_env
+from helpers import PARAMS, TINY, Repo, isolated_env
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    """Four raw rows: two numeric columns (one with a 0), a categorical one, a 0/1 target."""
+    return pd.DataFrame(
+        {
+            "Age": [40.0, 50.0, 60.0, 70.0],
+            "Chol": [200.0, 0.0, 300.0, 250.0],
+            "Sex": ["M", "F", "M", "M"],
+            "y": [0, 1, 1, 0],
+        }
+    )
 
 
 @pytest.fixture
@@ -32,6 +49,38 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     repo.set_params(**TINY)
     repo.dvc("repro")
     return repo
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The preprocess and train stages' work, in-process on the bundled table with a tiny
+    network: data/raw/heart.csv, data/processed, models and reports/train, as `dvc repro`
+    lays them out, in seconds. For unit tests of what reads them; tests must not change it."""
+    import torch
+
+    from topoxai.download import resolve_local
+    from topoxai.params import load_params
+    from topoxai.preprocess import preprocess
+    from topoxai.train import train
+
+    root = tmp_path_factory.mktemp("small_run")
+    params = load_params(PARAMS)
+    raw = root / "data/raw/heart.csv"
+    raw.parent.mkdir(parents=True)
+    shutil.copyfile(resolve_local(params.data.source), raw)
+    preprocess(params.data, seed=params.seed, raw=raw, out=root / "data/processed")
+    tiny = dataclasses.replace(params.train, hidden=(8,), max_epochs=3, patience=2)
+    # train() sets process-wide state (torch threads, the seed, PL_GLOBAL_SEED): put it back.
+    threads, env = torch.get_num_threads(), dict(os.environ)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            train(tiny, seed=params.seed, data=root / "data/processed",
+                  model_dir=root / "models", live_dir=root / "reports/train")  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+        os.environ.clear()
+        os.environ.update(env)
+    return root
 
 
 @pytest.fixture
