@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, Repo
+from helpers import ROOT, Repo
 
 pytest.importorskip("clearml")
 

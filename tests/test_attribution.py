@@ -7,14 +7,14 @@ import torch
 from torch import nn
 
 from topoxai import attribution
-from topoxai.features import fit
+from topoxai.features import fit_preprocessor
 
 
 def test_feature_groups_keep_one_hot_columns_together():
     frame = pd.DataFrame(
         {"age": [50.0, 60.0], "sex": ["M", "F"], "pain": ["ASY", "NAP"], "t": [0, 1]}
     )
-    spec = fit(frame, target="t", categorical=["sex", "pain"], source_sha256="s")
+    spec = fit_preprocessor(frame, target="t", categorical=["sex", "pain"], source_sha256="s")
     assert spec.feature_names == ["age", "sex=F", "sex=M", "pain=ASY", "pain=NAP"]
     assert attribution.feature_groups(spec) == {"age": [0], "sex": [1, 2], "pain": [3, 4]}
 

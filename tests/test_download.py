@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 import yaml
-from conftest import PARAMS, RawServer, umask
+from helpers import PARAMS, RawServer, umask
 
 from topoxai.download import DownloadError, check_csv, fetch
 from topoxai.errors import UserError

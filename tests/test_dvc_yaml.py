@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 PACKAGE = ROOT / "src" / "topoxai"
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

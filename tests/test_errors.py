@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from topoxai.errors import UserError, run_main
+from topoxai.errors import DataError, UserError, run_main
 
 
 def _raise(err: BaseException):
@@ -19,6 +19,11 @@ def _raise(err: BaseException):
     [
         pytest.param(
             UserError("data.target: no such column"), "data.target: no such column", id="user"
+        ),
+        pytest.param(
+            DataError("column Age, line 3: 'x' is not a number"),
+            "column Age, line 3: 'x' is not a number",
+            id="data",
         ),
         pytest.param(
             FileNotFoundError(2, "No such file", "x.csv"),

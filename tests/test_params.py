@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PARAMS, ROOT
+from helpers import PARAMS, ROOT
 
 from topoxai.errors import UserError
 from topoxai.params import ParamsError, load_params
@@ -193,6 +193,20 @@ def test_exponent_lr_read_by_pyyaml_as_string_is_accepted(tmp_path):
     path = write_text_variant(tmp_path, "  lr: 0.01", "  lr: 1e-3")
     assert yaml.safe_load(path.read_text(encoding="utf-8"))["train"]["lr"] == "1e-3"  # premise
     assert load_params(path).train.lr == 0.001
+
+
+def test_params_are_read_as_dvc_reads_them_yaml_1_2(tmp_path):
+    """`yes` is true to PyYAML (YAML 1.1) but text to DVC; the stage must see what DVC sees."""
+    path = write_text_variant(tmp_path, "  enabled: false", "  enabled: yes")
+    assert load_error(path) == f"{path}: clearml.enabled must be true or false (got 'yes')"
+
+
+def test_duplicate_key_is_invalid_yaml_naming_the_line(tmp_path):
+    path = write_text_variant(tmp_path, "seed: 42\n", "seed: 42\nseed: 7\n")
+    assert load_error(path) == (
+        f'{path}: not valid YAML (line 4: found duplicate key "seed" with value "7" '
+        '(original value: "42"))'
+    )
 
 
 def test_overflowing_exponent_lr_is_rejected(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, TINY, Repo
+from helpers import ROOT, TINY, Repo
 
 
 def ran(output: str) -> set[str]:

@@ -10,30 +10,31 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PARAMS, ROOT, Repo
+from helpers import PARAMS, ROOT
 
 
-def predict(
-    model: Repo | Path, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    folder = model.path / "models" if isinstance(model, Repo) else model
+def predict(folder: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "topoxai.cli", "predict", "--model", str(folder), *args]
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")
-def raw_test_rows(trained: Repo) -> tuple[pd.DataFrame, pd.DataFrame]:
+def raw_test_rows(small_run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The test split's rows as they are in the raw CSV, and the train stage's probabilities."""
-    expected = pd.read_csv(trained.path / "reports/train/test_predictions.csv")
-    raw = pd.read_csv(trained.path / "data/raw/heart.csv")
+    expected = pd.read_csv(small_run / "reports/train/test_predictions.csv")
+    raw = pd.read_csv(small_run / "data/raw/heart.csv")
     return raw.iloc[expected["row"]].reset_index(drop=True), expected
 
 
-def test_probabilities_match_the_train_stage(trained, raw_test_rows, tmp_path):
+def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path):
     rows, expected = raw_test_rows
     rows.to_csv(tmp_path / "in.csv", index=False)
     result = predict(
-        trained, "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")
+        small_run / "models",
+        "--input",
+        str(tmp_path / "in.csv"),
+        "--output",
+        str(tmp_path / "out.csv"),
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "note: ignoring columns not used by the model: HeartDisease"
@@ -44,10 +45,12 @@ def test_probabilities_match_the_train_stage(trained, raw_test_rows, tmp_path):
     assert out["prediction"].tolist() == (expected["probability"] >= 0.5).astype(int).tolist()
 
 
-def test_stdin_stdout_ids_and_threshold(trained, raw_test_rows):
+def test_stdin_stdout_ids_and_threshold(small_run, raw_test_rows):
     rows, expected = raw_test_rows
     text = rows.head(5).assign(patient=list("abcde")).to_csv(index=False)
-    result = predict(trained, "--input", "-", "--id", "patient", "--threshold", "0", stdin=text)
+    result = predict(
+        small_run / "models", "--input", "-", "--id", "patient", "--threshold", "0", stdin=text
+    )
     assert result.returncode == 0, result.stderr
     out = pd.read_csv(io.StringIO(result.stdout))
     assert out["patient"].tolist() == list("abcde")
@@ -55,20 +58,20 @@ def test_stdin_stdout_ids_and_threshold(trained, raw_test_rows):
     assert (out["probability"] - expected["probability"].head(5)).abs().max() < 1e-6
 
 
-def test_unknown_category_follows_the_training_rule(trained, raw_test_rows):
+def test_unknown_category_follows_the_training_rule(small_run, raw_test_rows):
     rows, _ = raw_test_rows
     text = rows.head(2).assign(ChestPainType="XYZ").to_csv(index=False)
-    result = predict(trained, "--input", "-", stdin=text)
+    result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0
     assert (
         "note: column ChestPainType: unknown category 'XYZ' encoded as all zeros" in result.stderr
     )
 
 
-def test_extra_columns_such_as_a_dropped_id_are_ignored(trained, raw_test_rows):
+def test_extra_columns_such_as_a_dropped_id_are_ignored(small_run, raw_test_rows):
     rows, expected = raw_test_rows
     text = rows.head(5).assign(PatientID=range(100, 105)).to_csv(index=False)
-    result = predict(trained, "--input", "-", stdin=text)
+    result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0, result.stderr
     note = "note: ignoring columns not used by the model: HeartDisease, PatientID"
     assert result.stderr.strip() == note
@@ -76,20 +79,20 @@ def test_extra_columns_such_as_a_dropped_id_are_ignored(trained, raw_test_rows):
     assert (out["probability"] - expected["probability"].head(5)).abs().max() < 1e-6
 
 
-def test_na_word_is_a_category_as_in_training(trained, raw_test_rows):
+def test_na_word_is_a_category_as_in_training(small_run, raw_test_rows):
     rows, _ = raw_test_rows
     text = _edit(rows, "ChestPainType", "NA").to_csv(index=False)
-    result = predict(trained, "--input", "-", stdin=text)
+    result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0, result.stderr
     assert "note: column ChestPainType: unknown category 'NA' encoded as all zeros" in result.stderr
 
 
-def test_category_written_as_a_float_is_the_trained_one(trained, raw_test_rows):
+def test_category_written_as_a_float_is_the_trained_one(small_run, raw_test_rows):
     rows, expected = raw_test_rows
     floats = rows.astype({"FastingBS": float})  # a CSV written by pandas from floats: 0.0, 1.0
     text = floats.to_csv(index=False)
     assert {"0.0", "1.0"} <= {line.split(",")[5] for line in text.splitlines()[1:]}  # premise
-    result = predict(trained, "--input", "-", stdin=text)
+    result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0, result.stderr
     assert "unknown" not in result.stderr
     out = pd.read_csv(io.StringIO(result.stdout))
@@ -119,11 +122,15 @@ def _edit(rows: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:
         (lambda r: r.head(0), "error: the input has no rows"),
     ],
 )
-def test_bad_rows_fail_with_one_line_and_no_output(trained, raw_test_rows, tmp_path, make, message):
+def test_bad_rows_fail_with_one_line_and_no_output(
+    small_run, raw_test_rows, tmp_path, make, message
+):
     rows, _ = raw_test_rows
     make(rows).to_csv(tmp_path / "in.csv", index=False)
     out = tmp_path / "out.csv"
-    result = predict(trained, "--input", str(tmp_path / "in.csv"), "--output", str(out))
+    result = predict(
+        small_run / "models", "--input", str(tmp_path / "in.csv"), "--output", str(out)
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [message] or errors[0].startswith(message), result.stderr
@@ -131,25 +138,25 @@ def test_bad_rows_fail_with_one_line_and_no_output(trained, raw_test_rows, tmp_p
     assert list(tmp_path.iterdir()) == [tmp_path / "in.csv"]
 
 
-def test_empty_input_file(trained, tmp_path):
+def test_empty_input_file(small_run, tmp_path):
     (tmp_path / "in.csv").write_text("")
-    result = predict(trained, "--input", str(tmp_path / "in.csv"))
+    result = predict(small_run / "models", "--input", str(tmp_path / "in.csv"))
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {tmp_path / 'in.csv'}: the input is empty"
 
 
-def _copy_model(trained: Repo, tmp_path: Path) -> Path:
+def _copy_model(small_run: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "model"
     folder.mkdir()
-    for f in (trained.path / "models").iterdir():
+    for f in (small_run / "models").iterdir():
         (folder / f.name).write_bytes(f.read_bytes())
     return folder
 
 
-def test_mismatched_model_folder_is_rejected(trained, raw_test_rows, tmp_path):
+def test_mismatched_model_folder_is_rejected(small_run, raw_test_rows, tmp_path):
     rows, _ = raw_test_rows
     rows.head(2).to_csv(tmp_path / "in.csv", index=False)
-    folder = _copy_model(trained, tmp_path)
+    folder = _copy_model(small_run, tmp_path)
     spec = json.loads((folder / "preprocess.json").read_text())
     spec["means"][0] += 1.0
     (folder / "preprocess.json").write_text(json.dumps(spec))
@@ -158,12 +165,12 @@ def test_mismatched_model_folder_is_rejected(trained, raw_test_rows, tmp_path):
     assert "preprocess.json: sha256 does not match model.json" in result.stderr
 
 
-def test_predict_imports_neither_lightning_nor_clearml(trained, raw_test_rows, tmp_path):
+def test_predict_imports_neither_lightning_nor_clearml(small_run, raw_test_rows, tmp_path):
     rows, _ = raw_test_rows
     rows.head(2).to_csv(tmp_path / "in.csv", index=False)
     code = (
         "import sys, runpy\n"
-        f"sys.argv = ['topoxai', 'predict', '--model', {str(trained.path / 'models')!r},"
+        f"sys.argv = ['topoxai', 'predict', '--model', {str(small_run / 'models')!r},"
         f" '--input', {str(tmp_path / 'in.csv')!r}]\n"
         "try:\n    runpy.run_module('topoxai.cli', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
@@ -176,20 +183,20 @@ def test_predict_imports_neither_lightning_nor_clearml(trained, raw_test_rows, t
 
 
 @pytest.mark.parametrize("source", ["DIR", "http://127.0.0.1:9/x.csv"])
-def test_input_that_is_not_a_file(trained, tmp_path, source):
+def test_input_that_is_not_a_file(small_run, tmp_path, source):
     source = str(tmp_path) if source == "DIR" else source
-    result = predict(trained, "--input", source, "--output", str(tmp_path / "out.csv"))
+    result = predict(small_run / "models", "--input", source, "--output", str(tmp_path / "out.csv"))
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_output_into_a_directory_leaves_nothing_behind(trained, raw_test_rows, tmp_path):
+def test_output_into_a_directory_leaves_nothing_behind(small_run, raw_test_rows, tmp_path):
     rows, _ = raw_test_rows
     rows.head(2).to_csv(tmp_path / "in.csv", index=False)
     (tmp_path / "out").mkdir()
     result = predict(
-        trained, "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out")
+        small_run / "models", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out")
     )
     assert result.returncode == 1
     assert "cannot write it" in result.stderr.splitlines()[-1]
@@ -197,7 +204,7 @@ def test_output_into_a_directory_leaves_nothing_behind(trained, raw_test_rows, t
 
 
 @pytest.mark.slow
-def test_the_core_install_alone_predicts_the_same(trained, raw_test_rows, tmp_path):
+def test_the_core_install_alone_predicts_the_same(small_run, raw_test_rows, tmp_path):
     """`pip install .` without extras, in a fresh venv: same output, no pipeline packages."""
     rows, _ = raw_test_rows
     rows.head(20).to_csv(tmp_path / "in.csv", index=False)
@@ -220,8 +227,8 @@ def test_the_core_install_alone_predicts_the_same(trained, raw_test_rows, tmp_pa
     install = run("pip", "install", "--quiet", "--constraint", ROOT / "constraints.txt", source)
     assert install.returncode == 0, install.stdout + install.stderr
 
-    core = run("topoxai", "predict", "--model", trained.path / "models", "--input", "in.csv")
-    full = predict(trained, "--input", str(tmp_path / "in.csv"))
+    core = run("topoxai", "predict", "--model", small_run / "models", "--input", "in.csv")
+    full = predict(small_run / "models", "--input", str(tmp_path / "in.csv"))
     assert core.returncode == 0, core.stderr
     assert (core.stdout, core.stderr) == (full.stdout, full.stderr)
     assert run("topoxai", "check-params", PARAMS).returncode == 0

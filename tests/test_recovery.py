@@ -3,7 +3,7 @@
 import hashlib
 from pathlib import Path
 
-from conftest import RawServer, Repo
+from helpers import RawServer, Repo
 
 OUTPUTS = ("data/raw", "data/processed", "models", "reports")
 HTML = b"<!DOCTYPE html>\n<html><body>Sign in</body></html>\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, TINY, RawServer, Repo
+from helpers import ROOT, TINY, RawServer, Repo
 
 from topoxai.tracking import _ping
 

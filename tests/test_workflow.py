@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT, Repo
+from helpers import ROOT, Repo
 from sklearn.metrics import f1_score
 
 from topoxai.artifacts import load_model

@@ -3,11 +3,10 @@
 import argparse
 from pathlib import Path
 
-from topoxai.data import SPLITS, drop_nonpositive, read_raw, stratified_split
 from topoxai.errors import run_main
-from topoxai.features import SPEC_FILE, fit
-from topoxai.files import atomic_dir, sha256_file, write_json
+from topoxai.files import write_json
 from topoxai.params import load_params
+from topoxai.preprocess import preprocess
 
 
 def main() -> None:
@@ -19,45 +18,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    data = params.data
-    raw = read_raw(
-        args.raw, target=data.target, categorical=list(data.categorical), drop=list(data.drop)
-    )
-    filtered = drop_nonpositive(raw, list(data.positive))
-    parts = stratified_split(filtered.frame, data.target, data.split, params.seed)
-    digest = sha256_file(args.raw)
-    spec = fit(
-        parts["train"], target=data.target, categorical=list(data.categorical), source_sha256=digest
-    )
-
-    with atomic_dir(args.out) as out:
-        for name, part in parts.items():
-            features = spec.transform(part)
-            table = part[[data.target]].copy()
-            table[spec.feature_names] = features
-            table = table[[*spec.feature_names, data.target]]
-            table.to_csv(out / f"{name}.csv", index_label="row")
-        (out / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
-    metrics = {
-        "rows": {
-            "read": len(raw),
-            "dropped": len(raw) - len(filtered.frame),
-            **{f"nonpositive_{c}": n for c, n in filtered.nonpositive.items()},
-            "kept": len(filtered.frame),
-        },
-        "split": {name: len(parts[name]) for name in SPLITS},
-        "positive_rate": {
-            name: round(float((parts[name][data.target] == spec.classes[-1]).mean()), 4)
-            for name in SPLITS
-        },
-        "features": len(spec.feature_names),
-        # Lists of names: DVC shows only numbers (and strings) as metrics and skips these.
-        "columns": {
-            "numeric": spec.numeric,
-            "categorical": spec.categorical,
-            "dropped": list(data.drop),
-        },
-    }
+    metrics = preprocess(params.data, seed=params.seed, raw=args.raw, out=args.out)
     write_json(args.metrics, metrics)
     print(f"preprocess: {metrics['rows']} -> split {metrics['split']}")
 

@@ -25,7 +25,6 @@ WEIGHTS = "model.safetensors"
 # from the seed, since any draw from torch's RNG before the network is built would change it.
 INITIAL = "initial.safetensors"
 CARD = "model.json"
-SPEC = SPEC_FILE
 
 
 class ModelError(UserError):
@@ -57,8 +56,10 @@ def save_model(
     with atomic_dir(folder) as tmp:
         save_file(state, str(tmp / WEIGHTS))
         save_file(start, str(tmp / INITIAL))
-        (tmp / SPEC).write_text(spec.to_json(), encoding="utf-8")
-        files = {name: {"sha256": sha256_file(tmp / name)} for name in (WEIGHTS, INITIAL, SPEC)}
+        (tmp / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
+        files = {
+            name: {"sha256": sha256_file(tmp / name)} for name in (WEIGHTS, INITIAL, SPEC_FILE)
+        }
         full = {"format_version": FORMAT_VERSION, **card, "files": files}
         (tmp / CARD).write_text(json_text(full), encoding="utf-8")
     return full
@@ -123,10 +124,10 @@ def _network(path: Path, arch: dict[str, Any]) -> MLP:
 
 
 def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:
-    for name in (WEIGHTS, SPEC):
+    for name in (WEIGHTS, SPEC_FILE):
         _check_file(folder, card, name)
     try:
-        spec = Preprocessor.load(folder / SPEC)
+        spec = Preprocessor.load(folder / SPEC_FILE)
     except UserError as err:
         raise ModelError(str(err)) from None
     arch = card["architecture"]
@@ -135,7 +136,7 @@ def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:
         or len(spec.feature_names) != arch["in_features"]
     ):
         raise ModelError(
-            f"{folder / SPEC}: its features do not match the model card's feature_names"
+            f"{folder / SPEC_FILE}: its features do not match the model card's feature_names"
         )
     return Model(_network(folder / WEIGHTS, arch), spec, card)
 

@@ -168,7 +168,7 @@ class Fitted:
     is_global_zero: bool  # False on the other DDP ranks, which must not write outputs
 
 
-def fit(
+def train_network(
     module: Classifier,
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],

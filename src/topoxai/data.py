@@ -7,13 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from topoxai.features import (
-    DataError,
-    Preprocessor,
-    categorical_block,
-    numeric_block,
-    require_columns,
-)
+from topoxai.errors import DataError
+from topoxai.features import Preprocessor, categorical_block, numeric_block, require_columns
 
 SPLITS = ("train", "val", "test")
 # A whole-number column whose values all differ looks like an ID only in a table this long:

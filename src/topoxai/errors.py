@@ -12,6 +12,10 @@ class UserError(Exception):
     """A problem in the user's params, data or files; reported as one line, no traceback."""
 
 
+class DataError(UserError):
+    """A CSV, a processed split or a preprocessing spec that the pipeline cannot use."""
+
+
 def run_main(main: Callable[[], None]) -> None:
     """Run a stage's main(); a UserError or a file's OSError becomes one line on stderr, exit 1."""
     try:

@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from scipy.special import softmax
 from threadpoolctl import threadpool_limits
 
 from topoxai import attribution, mapper, topology
 from topoxai.artifacts import load_initial, load_model
 from topoxai.data import SPLITS, read_split
-from topoxai.features import SPEC_FILE, DataError, Preprocessor
+from topoxai.errors import DataError
+from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, json_text
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError
@@ -209,7 +211,7 @@ def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int) -> Report
     x, y = inputs.x["test"], inputs.y["test"]
     reps = representations(inputs.trained, x)
     activations = reps[f"hidden{len(inputs.trained.hidden)}"]
-    probability = _softmax(reps["logits"])[:, -1]
+    probability = softmax(reps["logits"], axis=1)[:, -1]
     errors = reps["logits"].argmax(axis=1) != y
     lens = mapper.lens(activations, probability, random_state=seed)
     graph = mapper.build(
@@ -385,8 +387,3 @@ def _round(value: float | None) -> float | int | None:
     if isinstance(value, int | np.integer):
         return int(value)
     return round(float(value), 4)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)

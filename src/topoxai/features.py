@@ -13,14 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from topoxai.errors import UserError
+from topoxai.errors import DataError
 
 FORMAT_VERSION = 1
 SPEC_FILE = "preprocess.json"  # beside the processed splits, and in the model folder
-
-
-class DataError(UserError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ class Preprocessor:
             raise DataError(f"{path}: {err}") from None
 
 
-def fit(
+def fit_preprocessor(
     train: pd.DataFrame, *, target: str, categorical: list[str], source_sha256: str
 ) -> Preprocessor:
     """Learn means, scales and categories from the training rows only."""

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from topoxai.errors import UserError
 
 SOURCE_SCHEMES = ("pkg://", "http://", "https://", "file://")
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 class ParamsError(UserError):
@@ -164,13 +163,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate the whole params file; raise ParamsError naming the bad key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # Read as DVC reads it (ruamel, YAML 1.2), so the stage checks the values DVC tracks:
+        # PyYAML's YAML 1.1 reads `lr: 1e-3` as a string and `yes` as true.
+        raw = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ParamsError(f"{path}: not valid YAML{where}") from None
+    except YAMLError as err:
+        mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        detail = ": ".join(filter(None, [where, " ".join(str(problem or "").split())]))
+        raise ParamsError(f"{path}: not valid YAML" + (f" ({detail})" if detail else "")) from None
     try:
         return parse(Params, raw, "")
     except ParamsError as err:
@@ -230,14 +232,10 @@ def _scalar(value: Any, hint: Any, key: str) -> Any:
         return value
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    if hint is float:
-        # PyYAML (YAML 1.1) reads `1e-3` as a string; DVC's YAML 1.2 reader sees a float.
-        if isinstance(value, str) and _FLOAT.match(value):
-            value = float(value)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise ParamsError(f"{key} must be a finite number (got {value!r})")
-            return float(value)
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ParamsError(f"{key} must be a finite number (got {value!r})")
+        return float(value)
     if hint is str and isinstance(value, str):
         return value
     raise ParamsError(f"{key} must be {_describe(hint)} (got {value!r})")

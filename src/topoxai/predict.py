@@ -9,7 +9,8 @@ import torch
 
 from topoxai.artifacts import Model, ModelError, load_model
 from topoxai.data import read_table
-from topoxai.features import DataError, categorical_block
+from topoxai.errors import DataError
+from topoxai.features import categorical_block
 
 BATCH = 1024
 

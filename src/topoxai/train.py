@@ -15,7 +15,7 @@ from dvclive import Live
 from threadpoolctl import threadpool_limits
 
 from topoxai.artifacts import architecture, save_model
-from topoxai.classifier import Classifier, fit, predict_proba
+from topoxai.classifier import Classifier, predict_proba, train_network
 from topoxai.data import read_split
 from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, sha256_file
@@ -74,7 +74,7 @@ def train(
 
     # Thread pools capped too, so sklearn's baselines do not depend on the core count either.
     with threadpool_limits(limits=params.threads):
-        fitted = fit(
+        fitted = train_network(
             module,
             tensors["train"],
             tensors["val"],

