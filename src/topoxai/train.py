@@ -141,13 +141,17 @@ def train(
 
 
 class _NoTips(logging.Filter):
+    # The cloud-logger advert, and the device inventory ("GPU available: False, used: False",
+    # "TPU available: ..."), which only repeats train.accelerator on every run.
+    NOISE = ("💡", "GPU available:", "TPU available:")
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("💡")
+        return not record.getMessage().startswith(self.NOISE)
 
 
 def _quiet_lightning() -> None:
-    # Lightning advertises cloud loggers on every run, and its own pytree code trips a
-    # torch FutureWarning; neither is ours to act on.
+    # Lightning advertises cloud loggers and lists the devices on every run, and its own
+    # pytree code trips a torch FutureWarning; none of it is ours to act on.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
     warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
 
