@@ -94,6 +94,8 @@ def test_ddp_on_two_cpu_processes_writes_once_from_rank_zero(baseline: Repo):
     for name, expected in [("loss", float(loss)), ("f1", f1)]:
         rows = (live / f"plots/metrics/val/{name}.tsv").read_text().splitlines()[1:]
         assert float(rows[best].split()[1]) == pytest.approx(expected, abs=2e-6), name
+        # best.val_*: the kept epoch's values, what `make compare` ranks by
+        assert summary["best"][f"val_{name}"] == pytest.approx(expected, abs=2e-6), name
 
 
 def _untouched(repo: Repo) -> None:
