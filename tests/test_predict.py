@@ -34,7 +34,12 @@ def test_probabilities_match_the_train_stage(trained, raw_test_rows, tmp_path):
         trained, "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == "note: ignoring columns not used by the model: HeartDisease"
+    positive = int((expected["probability"] >= 0.5).sum())
+    assert result.stderr.splitlines() == [
+        "note: ignoring columns not used by the model: HeartDisease",
+        f"scored {len(rows)} rows: {positive} positive (probability >= 0.5); "
+        f"wrote {tmp_path / 'out.csv'}",
+    ]
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["row", "probability", "prediction"]
     assert out["row"].tolist() == list(range(len(rows)))
