@@ -2,13 +2,19 @@
 
 import io
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import Repo
+from conftest import ROOT, Repo
+
+from topoxai.artifacts import load_model
+from topoxai.predict import predict as predict_frame
+from topoxai.predict import read_rows
 
 
 def predict(
@@ -197,3 +203,35 @@ def test_output_into_a_directory_leaves_nothing_behind(trained, raw_test_rows, t
     assert result.returncode == 1
     assert "cannot write it" in result.stderr.splitlines()[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out"]
+
+
+def test_python_api_takes_str_and_path(trained, raw_test_rows, tmp_path):
+    rows, expected = raw_test_rows
+    rows.head(3).to_csv(tmp_path / "in.csv", index=False)
+    model = load_model(str(trained.path / "models"))
+    assert load_model(trained.path / "models").card == model.card
+    for source in (tmp_path / "in.csv", str(tmp_path / "in.csv")):
+        scores = predict_frame(model, read_rows(source, model), warn=False)
+        assert (scores["probability"] - expected["probability"].head(3)).abs().max() < 1e-6
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_readme_python_snippet_runs_as_written(trained, tmp_path):
+    """The "Use the model" section's Python block, in a folder with `models` and the
+    section's own `patients.csv`."""
+    section = _readme_section("Use the model")
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    csv = re.search(r"\$ cat patients.csv\n(.*?)\n\n", section, re.S)
+    assert csv is not None
+    (tmp_path / "patients.csv").write_text(csv.group(1) + "\n")
+    shutil.copytree(trained.path / "models", tmp_path / "models")
+    check = "\nassert list(scores.columns) == ['probability', 'prediction'] and len(scores) == 3\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code + check], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

@@ -32,12 +32,18 @@ class TrainResult:
 
 
 def train(
-    params: TrainParams, *, seed: int, data: Path, model_dir: Path, live_dir: Path
+    params: TrainParams,
+    *,
+    seed: int,
+    data: str | Path,
+    model_dir: str | Path,
+    live_dir: str | Path,
 ) -> TrainResult | None:
     """Fit, evaluate and save; the returned summary is what a tracker (ClearML) records.
 
     Returns None on the extra ranks of a DDP run: they only train; rank 0 writes everything.
     """
+    data, model_dir, live_dir = Path(data), Path(model_dir), Path(live_dir)
     _quiet_lightning()
     history: list[dict[str, float]] = []
     spec = Preprocessor.load(data / SPEC_FILE)
