@@ -43,6 +43,15 @@ def test_experiments_compare_and_apply(baseline: Repo):
     table = repo.dvc("exp", "diff", "HEAD", "wide", "--md")
     assert table.startswith("| Path") and "train.hidden" in table and "test.roc_auc" in table
 
+    # `make compare`: the headline metrics and only the params that differ, ~130 columns less.
+    # STAMP= : the test's venv is already installed; the copy has no .venv of its own.
+    rows = repo.run("make", "compare", "STAMP=").stdout.splitlines()
+    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    headline = ["best_epoch", "best.val_loss", "best.val_f1", "epochs", "test.f1", "test.roc_auc"]
+    assert header[:7] == ["Experiment", *headline]
+    assert sorted(header[7:]) == ["train.hidden", "train.lr"]
+    assert any("[wide]" in row for row in rows[2:])
+
     repo.run("git", "checkout", "params.yaml")
     repo.dvc("checkout")
     repo.dvc("exp", "apply", "wide")
