@@ -27,8 +27,13 @@ def main() -> None:
     times: dict[bool, list[float]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, CLEARML_CACHE_DIR=f"{tmp}/clearml")
-        for _ in range(args.repeat):
+        for run in range(1, args.repeat + 1):
             for enabled in (False, True):
+                print(
+                    f"run {run}/{args.repeat}, hook {'on (offline)' if enabled else 'off'} ...",
+                    end=" ",
+                    flush=True,
+                )  # each train stage takes seconds to a minute, with its output captured
                 params = yaml.safe_load((ROOT / "params.yaml").read_text())
                 params["clearml"].update(enabled=enabled, offline=True)
                 (Path(tmp) / "params.yaml").write_text(yaml.safe_dump(params))
@@ -37,6 +42,7 @@ def main() -> None:
                 start = time.perf_counter()
                 subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
                 times[enabled].append(time.perf_counter() - start)
+                print(f"{times[enabled][-1]:.1f} s", flush=True)
     off, on = statistics.median(times[False]), statistics.median(times[True])
     print(f"train stage, hook off:          {off:.2f} s (median of {args.repeat})")
     print(f"train stage, hook on (offline): {on:.2f} s -> overhead {on - off:+.2f} s")

@@ -130,6 +130,7 @@ def test_train_stage_failing_after_training_leaves_no_partial_outputs(trained: R
     (tmp_path / "not-a-folder").write_text("")
     result = run_train_stage(trained, tmp_path, tmp_path / "not-a-folder/models", max_epochs=2)
     assert result.returncode == 1 and "epoch   1" in result.stdout  # it did train
+    assert "GPU available" not in result.stdout + result.stderr  # Lightning's device inventory
     last = result.stderr.splitlines()[-1]
     assert last.startswith("error: [Errno") and "not-a-folder" in last  # the path to fix
     assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers import PARAMS, ROOT
+
+from topoxai.artifacts import load_model
+from topoxai.predict import predict as predict_frame
+from topoxai.predict import read_rows
 
 
 def predict(folder: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,7 +42,12 @@ def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path)
         str(tmp_path / "out.csv"),
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == "note: ignoring columns not used by the model: HeartDisease"
+    positive = int((expected["probability"] >= 0.5).sum())
+    assert result.stderr.splitlines() == [
+        "note: ignoring columns not used by the model: HeartDisease",
+        f"scored {len(rows)} rows: {positive} positive (probability >= 0.5); "
+        f"wrote {tmp_path / 'out.csv'}",
+    ]
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["row", "probability", "prediction"]
     assert out["row"].tolist() == list(range(len(rows)))
@@ -201,6 +211,38 @@ def test_output_into_a_directory_leaves_nothing_behind(small_run, raw_test_rows,
     assert result.returncode == 1
     assert "cannot write it" in result.stderr.splitlines()[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out"]
+
+
+def test_python_api_takes_str_and_path(small_run, raw_test_rows, tmp_path):
+    rows, expected = raw_test_rows
+    rows.head(3).to_csv(tmp_path / "in.csv", index=False)
+    model = load_model(str(small_run / "models"))
+    assert load_model(small_run / "models").card == model.card
+    for source in (tmp_path / "in.csv", str(tmp_path / "in.csv")):
+        scores = predict_frame(model, read_rows(source, model), warn=False)
+        assert (scores["probability"] - expected["probability"].head(3)).abs().max() < 1e-6
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_readme_python_snippet_runs_as_written(small_run, tmp_path):
+    """The "Use the model" section's Python block, in a folder with `models` and the
+    section's own `patients.csv`."""
+    section = _readme_section("Use the model")
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    csv = re.search(r"\$ cat patients.csv\n(.*?)\n\n", section, re.S)
+    assert csv is not None
+    (tmp_path / "patients.csv").write_text(csv.group(1) + "\n")
+    shutil.copytree(small_run / "models", tmp_path / "models")
+    check = "\nassert list(scores.columns) == ['probability', 'prediction'] and len(scores) == 3\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code + check], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.slow

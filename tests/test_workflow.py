@@ -43,6 +43,15 @@ def test_experiments_compare_and_apply(baseline: Repo):
     table = repo.dvc("exp", "diff", "HEAD", "wide", "--md")
     assert table.startswith("| Path") and "train.hidden" in table and "test.roc_auc" in table
 
+    # `make compare`: the headline metrics and only the params that differ, ~130 columns less.
+    # STAMP= : the test's venv is already installed; the copy has no .venv of its own.
+    rows = repo.run("make", "compare", "STAMP=").stdout.splitlines()
+    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    headline = ["best_epoch", "best.val_loss", "best.val_f1", "epochs", "test.f1", "test.roc_auc"]
+    assert header[:7] == ["Experiment", *headline]
+    assert sorted(header[7:]) == ["train.hidden", "train.lr"]
+    assert any("[wide]" in row for row in rows[2:])
+
     repo.run("git", "checkout", "params.yaml")
     repo.dvc("checkout")
     repo.dvc("exp", "apply", "wide")
@@ -94,6 +103,8 @@ def test_ddp_on_two_cpu_processes_writes_once_from_rank_zero(baseline: Repo):
     for name, expected in [("loss", float(loss)), ("f1", f1)]:
         rows = (live / f"plots/metrics/val/{name}.tsv").read_text().splitlines()[1:]
         assert float(rows[best].split()[1]) == pytest.approx(expected, abs=2e-6), name
+        # best.val_*: the kept epoch's values, what `make compare` ranks by
+        assert summary["best"][f"val_{name}"] == pytest.approx(expected, abs=2e-6), name
 
 
 def _untouched(repo: Repo) -> None:

@@ -39,7 +39,7 @@ class Model:
 
 
 def save_model(
-    folder: Path,
+    folder: str | Path,
     net: MLP,
     spec: Preprocessor,
     card: dict[str, Any],
@@ -50,6 +50,7 @@ def save_model(
 
     `initial` is the network's state_dict from before training (see INITIAL).
     """
+    folder = Path(folder)
     state, start = _plain(net.state_dict()), _plain(initial)
     if {k: v.shape for k, v in start.items()} != {k: v.shape for k, v in state.items()}:
         raise ValueError("the initial weights do not fit the network")
@@ -65,8 +66,9 @@ def save_model(
     return full
 
 
-def load_model(folder: Path) -> Model:
+def load_model(folder: str | Path) -> Model:
     """Load and cross-check a model folder; ModelError names the file that does not fit."""
+    folder = Path(folder)
     card_path = folder / CARD
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
@@ -84,12 +86,13 @@ def load_model(folder: Path) -> Model:
         raise ModelError(f"{card_path}: missing or malformed entry ({err!r})") from None
 
 
-def load_initial(folder: Path, card: dict[str, Any]) -> MLP:
+def load_initial(folder: str | Path, card: dict[str, Any]) -> MLP:
     """The network as training started, from a folder `load_model` accepted with this card.
 
     Separate from `load_model`: predicting needs only the trained weights, so model folders
     from before initial weights were saved still predict.
     """
+    folder = Path(folder)
     if INITIAL not in card.get("files", {}):
         raise ModelError(
             f"{folder / CARD}: lists no {INITIAL} (a model from an older train stage); "

@@ -2,13 +2,16 @@
 
 import argparse
 import sys
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from topoxai.errors import UserError, run_main
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="topoxai", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("predict", help="score raw patient rows with a trained model")
     p.add_argument(
@@ -23,6 +26,12 @@ def main(argv: list[str] | None = None) -> None:
         "--id", action="append", dest="ids", metavar="COLUMN",
         help="input column to copy to the output (repeatable); default: the row number",
     )  # fmt: skip
+    s = commands.add_parser(
+        "show", help="check a model folder and print its card, one line per entry"
+    )
+    s.add_argument(
+        "--model", type=Path, default=Path("models"), help="model folder (default: models)"
+    )
     c = commands.add_parser(
         "check-params", help="validate a params file, as every stage does before it runs"
     )
@@ -30,8 +39,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "check-params":
         run_main(lambda: _check_params(args.params))
+    elif args.command == "show":
+        run_main(lambda: _show(args.model))
     else:
         run_main(lambda: _predict(args))
+
+
+def _version() -> str:
+    try:
+        return metadata.version("topoxai")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _check_params(path: Path) -> None:
@@ -39,6 +57,29 @@ def _check_params(path: Path) -> None:
 
     load_params(path)
     print(f"{path}: ok")
+
+
+def _show(folder: Path) -> None:
+    from topoxai.artifacts import load_model
+
+    # load_model checks the files against the card first: what is printed is what predicts.
+    entries = [("model", str(folder)), *_flatten(load_model(folder).card)]
+    width = max(len(key) for key, _ in entries)
+    for key, value in entries:
+        print(f"{key:<{width}}  {value}")
+
+
+def _flatten(card: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested card entries as (dotted key, text), lists joined by commas."""
+    entries: list[tuple[str, str]] = []
+    for key, value in card.items():
+        if isinstance(value, dict):
+            entries += _flatten(value, f"{prefix}{key}.")
+        elif isinstance(value, list):
+            entries.append((prefix + key, ", ".join(map(str, value))))
+        else:
+            entries.append((prefix + key, str(value)))
+    return entries
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -56,6 +97,13 @@ def _predict(args: argparse.Namespace) -> None:
         write_text(Path(args.output), text)
     except OSError as err:
         raise UserError(f"{args.output}: cannot write it ({err.strerror})") from None
+    rows = f"{len(table)} row" + ("" if len(table) == 1 else "s")
+    positive = int((table["probability"] >= args.threshold).sum())
+    print(
+        f"scored {rows}: {positive} positive (probability >= {args.threshold:g}); "
+        f"wrote {args.output}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,11 @@ def predict(
 
 
 def predict_csv(
-    model_dir: Path, source: str, *, threshold: float = 0.5, id_columns: list[str] | None = None
+    model_dir: str | Path,
+    source: str | Path,
+    *,
+    threshold: float = 0.5,
+    id_columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """Read a CSV of raw rows (`-` for stdin) and return id columns (or `row`) + predictions."""
     model = load_model(model_dir)
@@ -59,9 +63,9 @@ def predict_csv(
     return pd.concat([ids.reset_index(drop=True), result.reset_index(drop=True)], axis=1)
 
 
-def read_rows(source: str, model: Model) -> pd.DataFrame:
+def read_rows(source: str | Path, model: Model) -> pd.DataFrame:
     """Raw rows from a CSV file (`-`: stdin), read exactly as the preprocess stage reads them."""
-    if "://" in source:  # pandas would fetch URLs itself, with none of our checks
+    if "://" in str(source):  # pandas would fetch URLs itself, with none of our checks
         raise DataError(f"{source}: --input takes a file path or -, not a URL")
     return read_table(source, categorical=model.spec.categorical)
 
