@@ -29,14 +29,17 @@ run: $(STAMP)  ## run the pipeline (dvc repro) and print its headline metrics (m
 	 exit $$status; }
 	@$(MAKE) --no-print-directory compare STAMP=
 
+# Tests run in TEST_JOBS processes (pytest-xdist): most of their time is subprocesses waiting
+# on one core each (dvc, the stage scripts), so 2 halves the suite on a 2-core machine.
+TEST_JOBS ?= 2
 test: $(STAMP)  ## lint, type-check and run the fast tests
 	ruff check .
 	ruff format --check .
 	mypy
-	pytest
+	pytest -n $(TEST_JOBS)
 
 test-full: $(STAMP)  ## all tests, the slow end-to-end ones included
-	pytest -m ''
+	pytest -n $(TEST_JOBS) -m ''
 
 # Vega for `make plots`, from the npm registry at setup time (same major versions as DVC's
 # CDN tags); kept out of git in .cache/.
