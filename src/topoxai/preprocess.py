@@ -3,10 +3,15 @@
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from topoxai.data import SPLITS, drop_nonpositive, read_raw, stratified_split
-from topoxai.features import SPEC_FILE, Preprocessor, fit_preprocessor
+from topoxai.data import (
+    SPLITS,
+    drop_nonpositive,
+    read_raw,
+    split_path,
+    stratified_split,
+    write_split,
+)
+from topoxai.features import SPEC_FILE, fit_preprocessor
 from topoxai.files import atomic_dir, sha256_file
 from topoxai.params import DataParams
 
@@ -29,7 +34,7 @@ def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[s
     )
     with atomic_dir(out) as tmp:
         for name, part in parts.items():
-            processed_table(part, spec).to_csv(tmp / f"{name}.csv", index_label="row")
+            write_split(split_path(tmp, name), part, spec)
         (tmp / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
     return {
         "rows": {
@@ -51,10 +56,3 @@ def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[s
             "dropped": list(params.drop),
         },
     }
-
-
-def processed_table(part: pd.DataFrame, spec: Preprocessor) -> pd.DataFrame:
-    """Raw rows -> the feature columns then the target, indexed by the raw CSV's row."""
-    table = part[[spec.target]].copy()
-    table[spec.feature_names] = spec.transform(part)
-    return table[[*spec.feature_names, spec.target]]
