@@ -17,7 +17,13 @@ from topoxai.errors import DataError
 from topoxai.features import Preprocessor
 from topoxai.files import sha256_file
 from topoxai.params import DataParams, load_params
-from topoxai.preprocess import preprocess
+from topoxai.preprocess import (
+    MEMORY_BASE,
+    MEMORY_PER_BYTE,
+    available_memory,
+    check_memory,
+    preprocess,
+)
 
 CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope"]
 
@@ -169,6 +175,26 @@ def test_text_in_a_long_column_is_one_line(long_csv, tmp_path, column, value, me
     result = _run_stage(tmp_path, tmp_path / "raw.csv")
     assert (result.returncode, result.stderr) == (1, message + "\n")
     assert not (tmp_path / "processed").exists()
+
+
+def test_a_table_too_big_for_memory_is_one_line(raw):
+    need = MEMORY_BASE + MEMORY_PER_BYTE * raw.stat().st_size
+    check_memory(raw, available=None)  # unknown: no check
+    check_memory(raw, available=need)
+    with pytest.raises(DataError) as err:
+        check_memory(raw, available=75 * 2**20)
+    assert str(err.value) == (
+        f"{raw}: 0 MB of CSV needs about 150 MB of memory to preprocess, and 75 MB is available"
+    )
+    available = available_memory()
+    assert available is None or available > 0
+
+
+def test_preprocess_checks_memory_before_reading(data, raw, tmp_path, monkeypatch):
+    monkeypatch.setattr("topoxai.preprocess.available_memory", lambda: 2**20)
+    with pytest.raises(DataError, match=r"needs about 150 MB of memory to preprocess, and 1 MB"):
+        preprocess(data, seed=0, raw=raw, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def _run_stage(
