@@ -210,9 +210,13 @@ def main() -> None:
         print(f"{what:<14}{cells}")
     n = max(args.sizes)
     print(f"predict: {n / table['predict', n][0]:,.0f} rows/s end to end at {n:,} rows")
-    for what in ("preprocess", "train"):
-        per_row = table[what, n][1] * 2**20 / n
-        print(f"{what}: {per_row:,.0f} bytes of peak memory per raw row at {n:,} rows")
+    if len(args.sizes) > 1:
+        small = min(args.sizes)
+        for what in (*STAGES, "predict"):
+            # Marginal: what each extra row costs beyond the interpreter and libraries.
+            per_row = (table[what, n][1] - table[what, small][1]) * 2**20 / (n - small)
+            print(f"{what}: {per_row:,.0f} bytes of peak memory per raw row "
+                  f"({2**30 / max(per_row, 1):,.0f} rows per GB), {small:,} to {n:,} rows")  # fmt: skip
     print("budgets: " + "; ".join(f"{k} {v}" for k, v in BUDGETS.items()))
     train_loop_throughput()
 
