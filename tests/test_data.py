@@ -3,8 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import train_test_split
 
-from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, stratified_split
+from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, shuffle_split, stratified_split
 from topoxai.download import resolve_local
 from topoxai.errors import DataError
 from topoxai.features import fit_preprocessor
@@ -82,6 +83,36 @@ def test_split_is_stratified_and_disjoint():
     assert sum(map(len, indices)) == 1000
     again = stratified_split(data, "y", (0.7, 0.15, 0.15), random_state=1)
     assert all(a.equals(b) for a, b in zip(parts.values(), again.values()))
+
+
+@pytest.mark.parametrize(
+    ("n", "classes", "p", "test_size", "seed"),
+    [
+        (746, [0, 1], [0.45, 0.55], 0.15, 42),  # the default data's two splits
+        (634, [0, 1], [0.45, 0.55], 0.15 / 0.85, 42),
+        (1000, [0, 1], [0.7, 0.3], 0.25, 0),
+        (50, [0, 1], [0.5, 0.5], 0.3, 7),
+        (999, ["a", "b", "c"], [0.2, 0.3, 0.5], 0.2, 3),  # ties in the remainders
+        (200_003, [0, 1], [0.4, 0.6], 0.15, 1),
+    ],
+)
+def test_shuffle_split_draws_what_sklearn_draws(n, classes, p, test_size, seed):
+    """Known answer: the port gives sklearn's train_test_split positions, in its order."""
+    labels = np.random.default_rng(n).choice(np.asarray(classes, dtype=object), n, p=p)
+    labels = labels.astype(type(classes[0]))
+    expected = train_test_split(
+        np.arange(n), test_size=test_size, stratify=labels, random_state=seed
+    )
+    got = shuffle_split(labels, test_size, seed)
+    assert all(np.array_equal(e, g) for e, g in zip(expected, got))
+
+
+def test_one_class_left_is_one_line():
+    data = pd.DataFrame({"x": range(50), "y": [1] * 50})
+    with pytest.raises(
+        DataError, match=r"^column y: all 50 rows are class 1; the pipeline needs two classes$"
+    ):
+        stratified_split(data, "y", (0.7, 0.15, 0.15), random_state=0)
 
 
 def test_class_too_small_to_stratify():

@@ -18,6 +18,7 @@ from helpers import PARAMS
 
 from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier
+from topoxai.data import split_path, write_split
 from topoxai.errors import DataError
 from topoxai.explain import explain, layer_names, load_inputs
 from topoxai.features import Preprocessor, fit_preprocessor
@@ -57,9 +58,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = fit_preprocessor(parts["train"], target="t", categorical=["c"], source_sha256="s")
     (root / "data").mkdir()
     for name, part in parts.items():
-        table = pd.DataFrame(spec.transform(part), columns=spec.feature_names, index=part.index)
-        table["t"] = part["t"]
-        table.to_csv(root / "data" / f"{name}.csv", index_label="row")
+        write_split(split_path(root / "data", name), part, spec)
     (root / "data" / "preprocess.json").write_text(spec.to_json(), encoding="utf-8")
 
     torch.manual_seed(7)

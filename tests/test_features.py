@@ -38,6 +38,29 @@ def test_categories_take_one_spelling():
     assert categorical_block(floats, "c").tolist() == ["0", "1", "0.1"]
 
 
+def test_category_columns_read_as_their_text():
+    """read_table gives categorical columns pandas' category dtype: same spellings, same
+    one-hot, the same empty-cell error, as with one string per cell."""
+    text = pd.DataFrame(
+        {"c": ["0.0", " M ", "F", "1.50", "F", "M"], "n": [1.0] * 6, "y": [0, 1] * 3}
+    )
+    coded = text.astype({"c": "category"})
+    assert categorical_block(coded, "c").tolist() == categorical_block(text, "c").tolist()
+    spec = fit_preprocessor(text, target="y", categorical=["c"], source_sha256="x")
+    assert fit_preprocessor(coded, target="y", categorical=["c"], source_sha256="x") == spec
+    new = pd.DataFrame({"c": ["F", "X", "1.5"], "n": [1.0] * 3}).astype({"c": "category"})
+    assert spec.transform(new)[:, 1:].tolist() == [[0, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]]
+    with pytest.raises(DataError, match=r"^column c, line 3: an empty value$"):
+        categorical_block(coded.assign(c=coded["c"].where(coded.index != 1)), "c")
+
+
+def test_float32_features_are_the_float64_ones_rounded(frame):
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
+    x32 = spec.transform(frame, np.float32)
+    assert x32.dtype == np.float32
+    assert np.array_equal(x32, spec.transform(frame).astype(np.float32))
+
+
 def test_float_spelled_codes_are_the_integer_categories(frame):
     spec = fit_preprocessor(frame.assign(Code=["0", "0.0", " 1 ", "1.50"]), target="y",
                categorical=["Sex", "Code"], source_sha256="x")  # fmt: skip

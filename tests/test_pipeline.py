@@ -20,7 +20,7 @@ def test_repro_then_noop_then_experiment(repo: Repo):
     repo.set_params(**TINY)
     out = repo.dvc("repro")
     assert ran(out) == {"download", "preprocess", "train", "explain"}
-    for output in ("data/raw/heart.csv", "data/processed/train.csv", "reports/data.json",
+    for output in ("data/raw/heart.csv", "data/processed/train.parquet", "reports/data.json",
                    "models/model.safetensors", "models/model.json", "models/preprocess.json",
                    "reports/train/metrics.json", "reports/train/plots/custom/roc.json",
                    "reports/explain/metrics.json", "reports/explain/mapper.png"):  # fmt: skip

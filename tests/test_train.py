@@ -26,8 +26,8 @@ def test_train_saves_the_weights_it_started_from(small_run: Path):
 def test_train_writes_the_test_predictions_and_live_folder(small_run: Path):
     live = small_run / "reports/train"
     predictions = pd.read_csv(live / "test_predictions.csv")
-    test = pd.read_csv(small_run / "data/processed/test.csv", index_col="row")
-    assert predictions["row"].tolist() == test.index.tolist()
+    test = pd.read_parquet(small_run / "data/processed/test.parquet")
+    assert predictions["row"].tolist() == test["row"].tolist()
     assert predictions["probability"].between(0, 1).all()
     assert (live / "metrics.json").is_file()
     assert (live / "plots/custom/roc.json").is_file()

@@ -94,7 +94,7 @@ def test_ddp_on_two_cpu_processes_writes_once_from_rank_zero(baseline: Repo):
     # Known answer: every rank scored the whole validation split, so the values logged for
     # the best epoch are the saved model's on that split (macro F1 of shards would differ).
     model = load_model(models)
-    x, y, _ = read_split(baseline.path / "data/processed/val.csv", model.spec)
+    x, y, _ = read_split(baseline.path / "data/processed/val.parquet", model.spec)
     with torch.no_grad():
         logits = model.net(torch.from_numpy(x))
     loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))

@@ -1,6 +1,8 @@
 """The research code's data steps: read the raw CSV, drop impossible rows, split."""
 
+import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,13 +10,16 @@ import numpy as np
 import pandas as pd
 
 from topoxai.errors import DataError
-from topoxai.features import Preprocessor, categorical_block, numeric_block, require_columns
+from topoxai.features import Preprocessor, categorical_codes, numeric_block, require_columns
 
 SPLITS = ("train", "val", "test")
 # A whole-number column whose values all differ looks like an ID only in a table this long:
 # in 20 random rows of the bundled table, MaxHR or Cholesterol are all different 3-5% of the
 # time (never in 2,000 draws of 50 rows), so a small real table would be refused by chance.
 ID_MIN_ROWS = 100
+# The processed splits' compression: zstd at a fixed level. The bytes must not change
+# between runs (DVC hashes them), and zstd makes the one-hot columns nearly free.
+PARQUET_CODEC, PARQUET_LEVEL = "zstd", 1
 
 
 @dataclass(frozen=True)
@@ -26,16 +31,24 @@ class Filtered:
 def read_table(source: str | Path, *, categorical: list[str]) -> pd.DataFrame:
     """Raw rows from a CSV file (`-`: stdin), read the same way for training and prediction."""
     try:
-        return pd.read_csv(
-            sys.stdin if str(source) == "-" else source,
-            # Categoricals as text, so that the codes 0/1 one-hot like words.
-            dtype={c: str for c in categorical},
-            # Only an empty cell is missing. pandas' NA words ("NA", "None", "null", "nan", ...)
-            # would turn a category spelled so into a missing value; in a numeric column they
-            # now read as text, which numeric_block reports as not a number, naming the line.
-            keep_default_na=False,
-            na_values=[""],
-        )
+        with warnings.catch_warnings():
+            # pandas reads a long file in chunks and warns when a column's type differs
+            # between them (text in a numeric column): numeric_block names that cell, and
+            # read_raw reads such a target column as text, so the warning is only noise.
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            return pd.read_csv(
+                sys.stdin if str(source) == "-" else source,
+                # Categoricals as text, so that the codes 0/1 one-hot like words; as pandas
+                # categories (text, coded per row), read faster and in less memory than one
+                # string object per cell.
+                dtype={c: "category" for c in categorical},
+                # Only an empty cell is missing. pandas' NA words ("NA", "None", "null", "nan",
+                # ...) would turn a category spelled so into a missing value; in a numeric
+                # column they now read as text, which numeric_block reports as not a number,
+                # naming the line.
+                keep_default_na=False,
+                na_values=[""],
+            )
     except FileNotFoundError:
         raise DataError(f"{source}: no such file") from None
     except (IsADirectoryError, PermissionError) as err:
@@ -62,19 +75,29 @@ def read_raw(path: Path, *, target: str, categorical: list[str], drop: list[str]
     if frame[target].isna().any():
         i = int(np.argmax(frame[target].isna().to_numpy()))
         raise DataError(f"column {target}, line {i + 2}: an empty target value")
+    if frame[target].dtype == object:
+        # Text somewhere in the column: all of it as text, as one chunk of a long file would
+        # otherwise hold the numbers 0, 1 and another the words "0", "1".
+        frame[target] = frame[target].astype(str)
     numeric = [c for c in frame.columns if c != target and c not in categorical]
     values = numeric_block(frame, numeric)  # raises on NaN or text in a numeric column
     if len(frame) >= ID_MIN_ROWS:
         # Non-whole values (a ratio with many decimals) can all differ in a real measurement.
         for column, v in zip(numeric, values.T):
-            if np.array_equal(v, np.round(v)) and len(np.unique(v)) == len(v):
+            if np.array_equal(v, np.round(v)) and all_different(v):
                 raise DataError(
                     f"column {column}: every value is different (an ID?); "
                     "list it in data.drop to ignore it"
                 )
     for column in categorical:
-        categorical_block(frame, column)
+        categorical_codes(frame, column)  # raises on an empty cell
     return frame
+
+
+def all_different(values: np.ndarray) -> bool:
+    # A repeat among the first rows settles it, without sorting a long column.
+    head = values[:ID_MIN_ROWS]
+    return len(np.unique(head)) == len(head) and len(np.unique(values)) == len(values)
 
 
 def drop_nonpositive(frame: pd.DataFrame, columns: list[str]) -> Filtered:
@@ -93,11 +116,14 @@ def stratified_split(
     frame: pd.DataFrame, target: str, ratios: tuple[float, float, float], random_state: int
 ) -> dict[str, pd.DataFrame]:
     """Train/val/test split that keeps the class balance in each part."""
-    from sklearn.model_selection import train_test_split
-
     counts = frame[target].value_counts()
     smallest = counts.idxmin()
     smallest = smallest.item() if isinstance(smallest, np.generic) else smallest
+    if len(counts) < 2:
+        raise DataError(
+            f"column {target}: all {len(frame)} rows are class {smallest!r}; "
+            "the pipeline needs two classes"
+        )
     need = int(np.ceil(1 / min(ratios)))
     if counts.min() < need:
         raise DataError(
@@ -105,28 +131,101 @@ def stratified_split(
             f"into data.split {list(ratios)} (needs at least {need})"
         )
     train_ratio, val_ratio, test_ratio = ratios
-    rest, test = train_test_split(
-        frame, test_size=test_ratio, stratify=frame[target], random_state=random_state
+    labels = frame[target].to_numpy()
+    rest, test = shuffle_split(labels, test_ratio, random_state)
+    train, val = shuffle_split(labels[rest], val_ratio / (train_ratio + val_ratio), random_state)
+    # In the original row order: the files then diff cleanly and do not depend on shuffle order.
+    parts = (rest[train], rest[val], test)
+    return {name: frame.take(np.sort(part)) for name, part in zip(SPLITS, parts)}
+
+
+def shuffle_split(
+    labels: np.ndarray, test_size: float, random_state: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of a stratified (train, test) split, the very draws of scikit-learn's
+    `train_test_split(range(n), test_size=..., stratify=labels, random_state=...)`.
+
+    Ported from scikit-learn 1.9's StratifiedShuffleSplit._iter_indices and
+    utils.extmath._approximate_mode, because importing sklearn takes longer (1-2 s) than
+    splitting a million rows; tests/test_data.py checks the positions against sklearn's.
+    """
+    rng = np.random.RandomState(random_state)
+    n_test = math.ceil(test_size * len(labels))
+    n_train = len(labels) - n_test
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    by_class = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    n_i = _approximate_mode(counts, n_train, rng)
+    t_i = _approximate_mode(counts - n_i, n_test, rng)
+    train, test = [], []
+    for i, members in enumerate(by_class):
+        drawn = members[rng.permutation(counts[i])]
+        train.append(drawn[: n_i[i]])
+        test.append(drawn[n_i[i] : n_i[i] + t_i[i]])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def _approximate_mode(counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
+    # Draws per class in proportion to its size, ties in the remainders broken at random.
+    continuous = counts / counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need = int(n_draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (tied,) = np.where(remainder == value)
+            add_now = min(len(tied), need)
+            floored[rng.choice(tied, size=add_now, replace=False)] += 1
+            need -= add_now
+            if need == 0:
+                break
+    return floored.astype(int)
+
+
+def split_path(folder: Path, name: str) -> Path:
+    """Where the preprocess stage writes the processed split `name` in `folder`."""
+    return folder / f"{name}.parquet"
+
+
+def write_split(path: Path, part: pd.DataFrame, spec: Preprocessor) -> None:
+    """Raw rows -> a processed split: `row` (the raw CSV's row), the features, the target.
+
+    Features are stored as float32, what training and explain compute with, so the file is
+    exactly their input. Written by pyarrow alone (no pandas metadata, no timestamp), with a
+    fixed codec and level, so the same rows give the same bytes and `dvc.lock` stays put.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    features = spec.transform(part, np.float32)
+    columns = {
+        "row": pa.array(part.index.to_numpy(np.int64)),
+        **{name: pa.array(features[:, j]) for j, name in enumerate(spec.feature_names)},
+        spec.target: pa.array(part[spec.target].to_numpy()),
+    }
+    pq.write_table(
+        pa.table(columns),
+        path,
+        compression=PARQUET_CODEC,
+        compression_level=PARQUET_LEVEL,
+        store_schema=False,
     )
-    train, val = train_test_split(
-        rest,
-        test_size=val_ratio / (train_ratio + val_ratio),
-        stratify=rest[target],
-        random_state=random_state,
-    )
-    # Sorted by original row: the files then diff cleanly and do not depend on shuffle order.
-    return {name: part.sort_index() for name, part in zip(SPLITS, (train, val, test))}
 
 
 def read_split(path: Path, spec: Preprocessor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A processed split: float32 features, class indices and the raw CSV's row numbers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        frame = pd.read_csv(path, index_col="row")
+        table = pq.read_table(path)
     except FileNotFoundError:
         raise DataError(f"{path}: not found; run the preprocess stage") from None
-    except ValueError as err:  # no `row` column
+    except (pa.ArrowException, OSError) as err:
         raise DataError(f"{path}: not a processed split ({err})") from None
-    if list(frame.columns) != [*spec.feature_names, spec.target]:
+    if table.column_names != ["row", *spec.feature_names, spec.target]:
         raise DataError(f"{path}: columns do not match the preprocessing spec; rerun preprocess")
-    x = frame[spec.feature_names].to_numpy(np.float32)
-    return x, spec.encode_target(frame), frame.index.to_numpy()
+    x = np.empty((table.num_rows, len(spec.feature_names)), np.float32)
+    for j, name in enumerate(spec.feature_names):
+        x[:, j] = table.column(name).to_numpy()
+    target = table.select([spec.target]).to_pandas()
+    return x, spec.encode_target(target), table.column("row").to_numpy()

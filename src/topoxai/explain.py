@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from topoxai import attribution, mapper, topology
 from topoxai.artifacts import load_initial, load_model
-from topoxai.data import SPLITS, read_split
+from topoxai.data import SPLITS, read_split, split_path
 from topoxai.errors import DataError
 from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, json_text
@@ -84,7 +84,7 @@ def load_inputs(model_dir: Path, data_dir: Path) -> Inputs:
             f"{spec_path}: missing or not the preprocessing {model_dir} was trained with; "
             "rerun the pipeline"
         )
-    splits = {name: read_split(data_dir / f"{name}.csv", model.spec) for name in SPLITS}
+    splits = {name: read_split(split_path(data_dir, name), model.spec) for name in SPLITS}
     return Inputs(
         trained=model.net,
         control=control,

@@ -35,26 +35,35 @@ class Preprocessor:
         onehot = [f"{c}={v}" for c, cats in zip(self.categorical, self.categories) for v in cats]
         return self.numeric + onehot
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw rows -> float64 features; unknown categories become all-zero columns."""
+    def transform(self, frame: pd.DataFrame, dtype: type = np.float64) -> np.ndarray:
+        """Raw rows -> features; unknown categories become all-zero columns.
+
+        Computed in float64 whatever `dtype`: float32 is float64's result rounded once.
+        """
         require_columns(frame, [*self.numeric, *self.categorical])
+        out: np.ndarray = np.empty((len(frame), len(self.feature_names)), dtype)
         numeric = numeric_block(frame, self.numeric)
-        parts = [(numeric - np.asarray(self.means)) / np.asarray(self.scales)]
+        out[:, : len(self.numeric)] = (numeric - np.asarray(self.means)) / np.asarray(self.scales)
+        start = len(self.numeric)
         for column, cats in zip(self.categorical, self.categories):
-            values = categorical_block(frame, column)
-            parts.append((values[:, None] == np.asarray(cats, dtype=object)[None, :]).astype(float))
-        return np.hstack(parts)
+            codes, text = categorical_codes(frame, column)
+            # Each distinct text's column among `cats` (-1: unknown), then each row's.
+            position = pd.Index(cats, dtype=object).get_indexer(pd.Index(text))[codes]
+            out[:, start : start + len(cats)] = position[:, None] == np.arange(len(cats))
+            start += len(cats)
+        return out
 
     def encode_target(self, frame: pd.DataFrame) -> np.ndarray:
         """Class labels -> indices into `classes`."""
-        index = {label: i for i, label in enumerate(self.classes)}
-        labels = frame[self.target].tolist()
-        unknown = [v for v in labels if v not in index]
-        if unknown:
+        labels = frame[self.target].astype(object)
+        # An object index matches as a dict would (Python equality), without a loop per row.
+        codes = pd.Index(self.classes, dtype=object).get_indexer(labels)
+        if (codes < 0).any():
+            unknown = labels.iloc[int(np.argmax(codes < 0))]
             raise DataError(
-                f"column {self.target}: unknown class {unknown[0]!r} (known: {self.classes})"
+                f"column {self.target}: unknown class {unknown!r} (known: {self.classes})"
             )
-        return np.array([index[v] for v in labels], dtype=np.int64)
+        return codes.astype(np.int64)
 
     def to_json(self) -> str:
         return json.dumps({"format_version": FORMAT_VERSION, **asdict(self)}, indent=2) + "\n"
@@ -103,9 +112,15 @@ def fit_preprocessor(
         means=means.tolist(),
         scales=scales.tolist(),
         categorical=list(categorical),
-        categories=[sorted(set(categorical_block(train, c).tolist())) for c in categorical],
+        categories=[present_categories(train, c) for c in categorical],
         source_sha256=source_sha256,
     )
+
+
+def present_categories(frame: pd.DataFrame, column: str) -> list[str]:
+    """The categories that occur in the column, sorted."""
+    codes, text = categorical_codes(frame, column)
+    return sorted(set(text[np.bincount(codes, minlength=len(text)) > 0].tolist()))
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
@@ -139,10 +154,22 @@ def categorical_block(frame: pd.DataFrame, column: str) -> np.ndarray:
     "1.5"): categories are compared as text, and a FastingBS of 0.0 (a CSV written from
     floats) must be the category "0" that training saw, not an unknown one.
     """
+    codes, text = categorical_codes(frame, column)
+    return text[codes]
+
+
+def categorical_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """`categorical_block` as (codes, text): row i holds text[codes[i]]; text may repeat.
+
+    Spelled once per distinct value, then spread back to the rows by whoever needs them: a
+    1M-row column has a handful of categories, and parsing numbers is the slow part.
+    """
     raw = frame[column]
-    # Spelled once per distinct value, then spread back to the rows: a 1M-row column has a
-    # handful of categories, and parsing numbers is the slow part.
-    codes, distinct = pd.factorize(raw.astype(str))
+    if isinstance(raw.dtype, pd.CategoricalDtype):
+        # As read_table reads categorical columns: pandas already coded the rows (-1: empty).
+        codes, distinct = raw.cat.codes.to_numpy(), raw.cat.categories.astype(str)
+    else:
+        codes, distinct = pd.factorize(raw.astype(str))
     text = pd.Series(distinct, dtype=object).str.strip()
     empty = raw.isna().to_numpy() | (text == "").to_numpy()[codes]
     if empty.any():
@@ -154,7 +181,7 @@ def categorical_block(frame: pd.DataFrame, column: str) -> np.ndarray:
     fraction = np.isfinite(number) & (number % 1 != 0)
     text = text.mask(whole, number.where(whole, 0).astype(np.int64).astype(str))
     text = text.mask(fraction, number.astype(str))  # the shortest text that reads back the same
-    return text.to_numpy(dtype=object)[codes]
+    return codes, text.to_numpy(dtype=object)
 
 
 def line_of(frame: pd.DataFrame, position: int) -> str:

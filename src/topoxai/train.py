@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from topoxai.artifacts import architecture, save_model
 from topoxai.classifier import Classifier, predict_proba, train_network
-from topoxai.data import read_split
+from topoxai.data import read_split, split_path
 from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, sha256_file
 from topoxai.metrics import baselines, classification_metrics, precision_recall_points, roc_points
@@ -47,7 +47,7 @@ def train(
     _quiet_lightning()
     history: list[dict[str, float]] = []
     spec = Preprocessor.load(data / SPEC_FILE)
-    splits = {name: read_split(data / f"{name}.csv", spec) for name in ("train", "val", "test")}
+    splits = {name: read_split(split_path(data, name), spec) for name in ("train", "val", "test")}
     tensors = {
         name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y, _) in splits.items()
     }
@@ -140,7 +140,7 @@ def train(
             },
             "data": {
                 "raw_sha256": spec.source_sha256,
-                "train_sha256": sha256_file(data / "train.csv"),
+                "train_sha256": sha256_file(split_path(data, "train")),
             },
             "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
         }
