@@ -1,7 +1,7 @@
 """Lightning training of the MLP on in-memory tensors, with early stopping and best weights."""
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 from torchmetrics.classification import MulticlassF1Score
 
 from topoxai.model import MLP
@@ -124,6 +124,48 @@ class EpochLog(Callback):
             self.sink(trainer.current_epoch, metrics)
 
 
+class Batches(Sampler[torch.Tensor]):
+    """Each training batch's row indices as one tensor, in exactly the order that
+    DataLoader(TensorDataset, batch_size, shuffle=True, generator=...) gives them (or, under
+    DDP, DataLoader(..., sampler=DistributedSampler)).
+
+    Those fetch and collate row by row, about 380k rows/s: most of an epoch of a small
+    network. Slicing the tensors with a batch's indices gives the same batches at millions
+    of rows/s, and the same batches mean the same weights.
+    """
+
+    def __init__(
+        self,
+        rows: int,
+        batch_size: int,
+        *,
+        generator: torch.Generator | None = None,
+        shard: DistributedSampler[Any] | None = None,
+    ) -> None:
+        self.rows, self.batch_size = rows, batch_size
+        self.generator, self.sampler = generator, shard  # `sampler`: Lightning's set_epoch
+
+    def __len__(self) -> int:
+        rows = self.rows if self.sampler is None else len(self.sampler)
+        return -(-rows // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        # Lightning calls this at every epoch start: a new shuffle per epoch under DDP.
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        if self.sampler is not None:
+            order = torch.tensor(list(self.sampler), dtype=torch.int64)
+        else:
+            # RandomSampler's draws: one permutation per epoch, then (drawn once it is
+            # exhausted) another for the num_samples % rows rows beyond whole passes, of which
+            # it keeps none. Drawn here too, or every later epoch's order would differ.
+            order = torch.randperm(self.rows, generator=self.generator)
+            torch.randperm(self.rows, generator=self.generator)
+        yield from order.split(self.batch_size)
+
+
 class Splits(L.LightningDataModule):
     """Train and validation tensors as loaders, built once Lightning knows the ranks."""
 
@@ -140,24 +182,32 @@ class Splits(L.LightningDataModule):
         self.batch_size, self.seed = batch_size, seed
 
     def train_dataloader(self) -> DataLoader:
+        # batch_size=None: the sampler yields whole batches of indices, and TensorDataset
+        # slices its tensors with them. Still a DataLoader: it draws its base seed from the
+        # same generator as before (or from torch's global one under DDP), so the draws that
+        # follow, the shuffles and dropout masks, stay those of the row-by-row loader.
+        rows = len(self.train_set)
         if self.trainer is None or self.trainer.world_size == 1:
             shuffle = torch.Generator().manual_seed(self.seed)
-            return DataLoader(self.train_set, self.batch_size, shuffle=True, generator=shuffle)
+            batches = Batches(rows, self.batch_size, generator=shuffle)
+            return DataLoader(self.train_set, batch_size=None, sampler=batches, generator=shuffle)
         # DDP: each rank trains on its own shard of every epoch's shuffle (Lightning calls
         # set_epoch); batch_size is per device, as in Lightning.
-        sampler: DistributedSampler[tuple[torch.Tensor, ...]] = DistributedSampler(
+        shard: DistributedSampler[Any] = DistributedSampler(
             self.train_set,
             num_replicas=self.trainer.world_size,
             rank=self.trainer.global_rank,
             shuffle=True,
             seed=self.seed,
         )
-        return DataLoader(self.train_set, self.batch_size, sampler=sampler)
+        batches = Batches(rows, self.batch_size, shard=shard)
+        return DataLoader(self.train_set, batch_size=None, sampler=batches)
 
     def val_dataloader(self) -> DataLoader:
-        # The whole (small) split in one batch, on every rank: not sharded, so val_loss and
-        # the best epoch are those of a single-device evaluation and the same on all ranks.
-        return DataLoader(self.val_set, batch_size=len(self.val_set))
+        # The whole split in one batch (one slice, no row-by-row collation), on every rank:
+        # not sharded, so val_loss and the best epoch are those of a single-device evaluation
+        # and the same on all ranks.
+        return DataLoader(self.val_set, batch_size=None, sampler=[slice(None)])
 
 
 @dataclass(frozen=True)
