@@ -65,6 +65,32 @@ def test_train_network_learns_separable_data_and_keeps_best_epoch():
     assert accuracy > 0.9
 
 
+def test_epoch_train_loss_is_what_lightning_averages_from_every_step():
+    """Known answer: Classifier logs train_loss once per epoch; the value is the one that
+    logging every step with on_epoch=True (Lightning's batch-size weighted mean) gave."""
+
+    class EveryStep(Classifier):
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = self.loss(self(x), y)
+            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            return loss
+
+    def losses(cls: type[Classifier]) -> list[float]:
+        torch.manual_seed(0)
+        values: list[float] = []
+        train_network(
+            cls(4, (8,), 2), _toy(100, 1), _toy(20, 2), batch_size=32, max_epochs=3,
+            patience=3, seed=0, on_epoch=lambda epoch, metrics: values.append(metrics["train_loss"]),
+            trainer_options={"accelerator": "cpu", "devices": 1},
+        )  # fmt: skip
+        return values
+
+    logged = {cls: losses(cls) for cls in (Classifier, EveryStep)}
+    assert len(logged[Classifier]) == 3
+    assert logged[Classifier] == logged[EveryStep]  # exactly: the same float32 sums
+
+
 def test_half_precision_training_returns_a_float32_network():
     torch.manual_seed(0)
     module = Classifier(4, (8,), 2, optimizer="adam", lr=0.05)
