@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 from torchmetrics.classification import MulticlassF1Score
 
-from topoxai.model import MLP
+from topoxai.model import MLP, chunked_logits
 from topoxai.params import ParamsError
 
 MONITOR = "val_loss"
@@ -65,7 +65,7 @@ class Classifier(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        logits = self(x)
+        logits = chunked_logits(self, x)  # the whole split is one batch
         # Every rank scores the whole split (Splits.val_dataloader), so the values already agree;
         # sync_dist keeps them one number per epoch for early stopping on every rank.
         self.log("val_loss", self.loss(logits, y), batch_size=len(y), sync_dist=True)
@@ -280,4 +280,4 @@ def train_network(
 def predict_proba(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities in float64 (precision-recall curves need float64 scores)."""
     net.eval()
-    return torch.softmax(net(x).double(), dim=1)
+    return torch.softmax(chunked_logits(net, x).double(), dim=1)
