@@ -1,8 +1,13 @@
-"""Rows per second of `topoxai predict` on 100,000 raw rows, and its startup time.
+"""Rows per second of `topoxai predict` end to end, its startup, and the forward pass's share.
 
 Needs a trained model folder (run `make run` first):
 
-    python benchmarks/predict.py [--model models] [--rows 100000]
+    python benchmarks/predict.py [--model models] [--rows 100000] [--raw data/raw/heart.csv]
+
+The rows are the raw table's, drawn with replacement. End to end is the CLI as a user runs
+it (a new process: imports, reading, transform, forward, writing the output CSV). The
+forward share is the time inside the network's forward calls over the whole run, measured
+in one more run of the same command with the forward timed.
 """
 
 import argparse
@@ -15,6 +20,25 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+# The CLI, with MLP.forward timed: prints "<forward seconds> <total seconds>" on stderr.
+TIMED = """
+import sys, time
+start = time.perf_counter()
+import torch
+from topoxai import cli, model
+forward, inner = [0.0], model.MLP.forward
+def timed(self, x):
+    t = time.perf_counter()
+    try:
+        return inner(self, x)
+    finally:
+        forward[0] += time.perf_counter() - t
+model.MLP.forward = timed
+try:
+    cli.main(sys.argv[1:])
+finally:
+    print(forward[0], time.perf_counter() - start, file=sys.stderr)
+"""
 
 
 def run(*args: str) -> float:
@@ -24,22 +48,36 @@ def run(*args: str) -> float:
     return time.perf_counter() - start
 
 
+def forward_share(*args: str) -> tuple[float, float]:
+    """(forward seconds, total seconds) of one timed run."""
+    result = subprocess.run([sys.executable, "-c", TIMED, "predict", *args], check=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    forward, total = map(float, result.stderr.splitlines()[-1].split())
+    return forward, total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(ROOT / "models"))
+    parser.add_argument("--raw", default=str(ROOT / "data/raw/heart.csv"), help="rows to draw")
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
     args = parser.parse_args()
-    raw = pd.read_csv(ROOT / "data/raw/heart.csv")
+    raw = pd.read_csv(args.raw)
     with tempfile.TemporaryDirectory() as tmp:
-        one, many = Path(tmp) / "one.csv", Path(tmp) / "many.csv"
+        one, many, out = Path(tmp) / "one.csv", Path(tmp) / "many.csv", Path(tmp) / "out.csv"
         raw.head(1).to_csv(one, index=False)
         raw.sample(args.rows, replace=True, random_state=0).to_csv(many, index=False)
-        startup = min(run("--model", args.model, "--input", str(one)) for _ in range(3))
-        total = min(run("--model", args.model, "--input", str(many), "--output",
-                        str(Path(tmp) / "out.csv")) for _ in range(3))  # fmt: skip
-    print(f"startup (1 row, best of 3): {startup:.2f} s")
-    print(f"{args.rows} rows (best of 3): {total:.2f} s -> {args.rows / total:,.0f} rows/s")
+        startup = min(run("--model", args.model, "--input", str(one)) for _ in range(args.repeat))
+        rows = ("--model", args.model, "--input", str(many), "--output", str(out))
+        total = min(run(*rows) for _ in range(args.repeat))
+        forward, timed_total = forward_share(*rows)
+    print(f"startup (1 row, best of {args.repeat}): {startup:.2f} s")
+    print(
+        f"{args.rows} rows (best of {args.repeat}): {total:.2f} s -> {args.rows / total:,.0f} rows/s"
+    )
     print(f"excluding startup: {args.rows / (total - startup):,.0f} rows/s")
+    print(f"forward pass: {forward:.2f} s of {timed_total:.2f} s ({forward / timed_total:.0%})")
 
 
 if __name__ == "__main__":

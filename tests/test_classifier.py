@@ -1,10 +1,12 @@
 """The Lightning wrapper: validation F1, early stopping, precision, DDP sharding."""
 
 from types import SimpleNamespace
+from typing import Any
 
 import lightning as L
 import pytest
 import torch
+from lightning.fabric.utilities.data import _set_sampler_epoch
 from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -63,6 +65,32 @@ def test_train_network_learns_separable_data_and_keeps_best_epoch():
     assert accuracy > 0.9
 
 
+def test_epoch_train_loss_is_what_lightning_averages_from_every_step():
+    """Known answer: Classifier logs train_loss once per epoch; the value is the one that
+    logging every step with on_epoch=True (Lightning's batch-size weighted mean) gave."""
+
+    class EveryStep(Classifier):
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = self.loss(self(x), y)
+            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+            return loss
+
+    def losses(cls: type[Classifier]) -> list[float]:
+        torch.manual_seed(0)
+        values: list[float] = []
+        train_network(
+            cls(4, (8,), 2), _toy(100, 1), _toy(20, 2), batch_size=32, max_epochs=3,
+            patience=3, seed=0, on_epoch=lambda epoch, metrics: values.append(metrics["train_loss"]),
+            trainer_options={"accelerator": "cpu", "devices": 1},
+        )  # fmt: skip
+        return values
+
+    logged = {cls: losses(cls) for cls in (Classifier, EveryStep)}
+    assert len(logged[Classifier]) == 3
+    assert logged[Classifier] == logged[EveryStep]  # exactly: the same float32 sums
+
+
 def test_half_precision_training_returns_a_float32_network():
     torch.manual_seed(0)
     module = Classifier(4, (8,), 2, optimizer="adam", lr=0.05)
@@ -83,6 +111,21 @@ def test_trainer_option_typo_is_a_params_error():
         )  # fmt: skip
 
 
+@pytest.mark.parametrize(("rows", "batch_size"), [(23, 5), (20, 5), (522, 64)])
+def test_training_batches_are_those_of_a_shuffled_dataloader(rows, batch_size):
+    """Known answer: the batches, their order and the generator's state after each epoch are
+    those of DataLoader(TensorDataset, shuffle=True), which Splits replaced (same weights)."""
+    x = torch.arange(rows * 2.0).reshape(rows, 2)
+    y = torch.arange(rows) % 3
+    generator = torch.Generator().manual_seed(7)
+    reference = DataLoader(TensorDataset(x, y), batch_size, shuffle=True, generator=generator)
+    loader = Splits((x, y), (x, y), batch_size=batch_size, seed=7).train_dataloader()
+    assert len(loader) == len(reference)
+    for _ in range(3):
+        expected = [(bx.tolist(), by.tolist()) for bx, by in reference]
+        assert [(bx.tolist(), by.tolist()) for bx, by in loader] == expected
+
+
 def test_splits_shard_training_rows_across_ranks_but_not_validation():
     """Under DDP each rank trains on its own half of every epoch's shuffle; all validate on all."""
     x, y = torch.arange(10.0).reshape(10, 1), torch.zeros(10, dtype=torch.long)
@@ -95,13 +138,21 @@ def test_splits_shard_training_rows_across_ranks_but_not_validation():
         splits = Splits((x, y), (x, y), batch_size=3, seed=0)
         splits.trainer = SimpleNamespace(world_size=2, global_rank=rank)  # type: ignore[assignment]
         loader = splits.train_dataloader()
+        # What Splits replaced: DistributedSampler's rows, collated row by row.
+        sampler: DistributedSampler[Any] = DistributedSampler(
+            TensorDataset(x, y), 2, rank, shuffle=True, seed=0
+        )
+        reference = DataLoader(TensorDataset(x, y), 3, sampler=sampler)
         epoch0.append(rows(loader))
-        assert isinstance(loader.sampler, DistributedSampler)
-        loader.sampler.set_epoch(1)  # Lightning does this at every epoch start
+        assert epoch0[-1] == rows(reference)
+        for dataloader in (loader, reference):
+            _set_sampler_epoch(dataloader, 1)  # what Lightning does at every epoch start
         epoch1.append(rows(loader))
+        assert epoch1[-1] == rows(reference)
         val.append(rows(splits.val_dataloader()))
     assert len(epoch0[0]) == len(epoch0[1]) == 5
     assert sorted(epoch0[0] + epoch0[1]) == list(range(10))  # disjoint, together all rows
     assert sorted(epoch1[0] + epoch1[1]) == list(range(10))
     assert epoch1[0] != epoch0[0]  # a new shuffle each epoch
     assert val[0] == val[1] == list(range(10))
+    assert len(list(splits.val_dataloader())) == 1  # the whole split in one batch

@@ -1,7 +1,7 @@
 """Lightning training of the MLP on in-memory tensors, with early stopping and best weights."""
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +10,10 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 from torchmetrics.classification import MulticlassF1Score
 
-from topoxai.model import MLP
+from topoxai.model import MLP, chunked_logits
 from topoxai.params import ParamsError
 
 MONITOR = "val_loss"
@@ -42,20 +42,30 @@ class Classifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum, self._rows = torch.tensor(0.0), torch.tensor(0)
+
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
         loss = self.loss(self(x), y)
-        # sync_dist: under DDP each rank sees its own shard; the epoch value averages them.
-        self.log(
-            "train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
-        )
+        # The epoch's mean loss, summed as Lightning sums an on_epoch value (in float32 or
+        # wider, loss times batch size, batch after batch) but logged once, at the last batch:
+        # self.log on every step cost a third of a small network's step.
+        value = loss.detach().to(torch.promote_types(loss.dtype, torch.float32))
+        self._loss_sum = self._loss_sum.to(value.device) + value * len(y)
+        self._rows = self._rows + len(y)
+        if batch_idx == self.trainer.num_training_batches - 1:
+            # sync_dist: under DDP each rank sees its own shard (all of one size); the epoch
+            # value averages them.
+            mean = self._loss_sum / self._rows.to(value.device)
+            self.log("train_loss", mean, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        logits = self(x)
+        logits = chunked_logits(self, x)  # the whole split is one batch
         # Every rank scores the whole split (Splits.val_dataloader), so the values already agree;
         # sync_dist keeps them one number per epoch for early stopping on every rank.
         self.log("val_loss", self.loss(logits, y), batch_size=len(y), sync_dist=True)
@@ -124,6 +134,48 @@ class EpochLog(Callback):
             self.sink(trainer.current_epoch, metrics)
 
 
+class Batches(Sampler[torch.Tensor]):
+    """Each training batch's row indices as one tensor, in exactly the order that
+    DataLoader(TensorDataset, batch_size, shuffle=True, generator=...) gives them (or, under
+    DDP, DataLoader(..., sampler=DistributedSampler)).
+
+    Those fetch and collate row by row, about 380k rows/s: most of an epoch of a small
+    network. Slicing the tensors with a batch's indices gives the same batches at millions
+    of rows/s, and the same batches mean the same weights.
+    """
+
+    def __init__(
+        self,
+        rows: int,
+        batch_size: int,
+        *,
+        generator: torch.Generator | None = None,
+        shard: DistributedSampler[Any] | None = None,
+    ) -> None:
+        self.rows, self.batch_size = rows, batch_size
+        self.generator, self.sampler = generator, shard  # `sampler`: Lightning's set_epoch
+
+    def __len__(self) -> int:
+        rows = self.rows if self.sampler is None else len(self.sampler)
+        return -(-rows // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        # Lightning calls this at every epoch start: a new shuffle per epoch under DDP.
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        if self.sampler is not None:
+            order = torch.tensor(list(self.sampler), dtype=torch.int64)
+        else:
+            # RandomSampler's draws: one permutation per epoch, then (drawn once it is
+            # exhausted) another for the num_samples % rows rows beyond whole passes, of which
+            # it keeps none. Drawn here too, or every later epoch's order would differ.
+            order = torch.randperm(self.rows, generator=self.generator)
+            torch.randperm(self.rows, generator=self.generator)
+        yield from order.split(self.batch_size)
+
+
 class Splits(L.LightningDataModule):
     """Train and validation tensors as loaders, built once Lightning knows the ranks."""
 
@@ -140,24 +192,32 @@ class Splits(L.LightningDataModule):
         self.batch_size, self.seed = batch_size, seed
 
     def train_dataloader(self) -> DataLoader:
+        # batch_size=None: the sampler yields whole batches of indices, and TensorDataset
+        # slices its tensors with them. Still a DataLoader: it draws its base seed from the
+        # same generator as before (or from torch's global one under DDP), so the draws that
+        # follow, the shuffles and dropout masks, stay those of the row-by-row loader.
+        rows = len(self.train_set)
         if self.trainer is None or self.trainer.world_size == 1:
             shuffle = torch.Generator().manual_seed(self.seed)
-            return DataLoader(self.train_set, self.batch_size, shuffle=True, generator=shuffle)
+            batches = Batches(rows, self.batch_size, generator=shuffle)
+            return DataLoader(self.train_set, batch_size=None, sampler=batches, generator=shuffle)
         # DDP: each rank trains on its own shard of every epoch's shuffle (Lightning calls
         # set_epoch); batch_size is per device, as in Lightning.
-        sampler: DistributedSampler[tuple[torch.Tensor, ...]] = DistributedSampler(
+        shard: DistributedSampler[Any] = DistributedSampler(
             self.train_set,
             num_replicas=self.trainer.world_size,
             rank=self.trainer.global_rank,
             shuffle=True,
             seed=self.seed,
         )
-        return DataLoader(self.train_set, self.batch_size, sampler=sampler)
+        batches = Batches(rows, self.batch_size, shard=shard)
+        return DataLoader(self.train_set, batch_size=None, sampler=batches)
 
     def val_dataloader(self) -> DataLoader:
-        # The whole (small) split in one batch, on every rank: not sharded, so val_loss and
-        # the best epoch are those of a single-device evaluation and the same on all ranks.
-        return DataLoader(self.val_set, batch_size=len(self.val_set))
+        # The whole split in one batch (one slice, no row-by-row collation), on every rank:
+        # not sharded, so val_loss and the best epoch are those of a single-device evaluation
+        # and the same on all ranks.
+        return DataLoader(self.val_set, batch_size=None, sampler=[slice(None)])
 
 
 @dataclass(frozen=True)
@@ -220,4 +280,4 @@ def train_network(
 def predict_proba(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities in float64 (precision-recall curves need float64 scores)."""
     net.eval()
-    return torch.softmax(net(x).double(), dim=1)
+    return torch.softmax(chunked_logits(net, x).double(), dim=1)

@@ -6,6 +6,11 @@ from typing import Any
 import torch
 from torch import nn
 
+# Rows per forward call when scoring a whole split or file: the 1000-wide activations stay in
+# cache (measured 2x faster than one batch) and memory stays flat however many rows there are
+# (a 134k-row validation split in one call took 1.5 GB at the default size).
+CHUNK = 1024
+
 
 class MLP(nn.Module):
     """Linear -> ReLU (-> dropout) per hidden layer, then a linear layer to class logits."""
@@ -39,3 +44,8 @@ class MLP(nn.Module):
             out.append(x)
         out.append(self.output(x))
         return out
+
+
+def chunked_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """net(x), computed CHUNK rows at a time; up to CHUNK rows, exactly one call of net."""
+    return torch.cat([net(chunk) for chunk in x.split(CHUNK)])
