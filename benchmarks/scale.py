@@ -148,9 +148,24 @@ def bad_input(csv: Path, repo: Path, env: dict[str, str]) -> None:
     bad.unlink()
 
 
+# Rows per net for one epoch of each loop: the 2x1000 net runs about 5k rows/s, so 100k rows
+# (about 20 s a loop) give a steady rate; the 64x64 net is measured on the full million.
+LOOP_ROWS = {(1000, 1000): 100_000, (64, 64): 1_000_000}
+
+
 def train_loop_throughput() -> None:
-    """Placeholder: train loop vs a plain PyTorch loop, rows/s (benchmarks/train_loop.py)."""
-    # Wired in by the train-loop work; this benchmark measures the data path.
+    """Our Lightning train loop against a plain PyTorch loop on the same tensors (rows/s)."""
+    from train_loop import compare  # benchmarks/train_loop.py, beside this script
+
+    for hidden, rows in LOOP_ROWS.items():
+        print(f"train loop, hidden {list(hidden)}: one epoch of {rows:,} rows ...", flush=True)
+        result = compare(rows, hidden)
+        print(
+            f"train loop, hidden {list(hidden)}: Lightning {result['lightning_rows_per_s']:,.0f} "
+            f"rows/s, plain PyTorch {result['plain_rows_per_s']:,.0f} rows/s, "
+            f"ratio {result['ratio']:.2f} (budget >= 0.8)",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -160,6 +175,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--hidden", type=int, nargs="+", default=[1000, 1000])
     parser.add_argument("--keep", type=Path, help="keep the generated CSVs in this folder")
+    parser.add_argument("--no-loop", action="store_true", help="skip the train-loop comparison")
     args = parser.parse_args()
 
     env = dict(os.environ, DVC_NO_ANALYTICS="1")
@@ -218,7 +234,8 @@ def main() -> None:
             print(f"{what}: {per_row:,.0f} bytes of peak memory per raw row "
                   f"({2**30 / max(per_row, 1):,.0f} rows per GB), {small:,} to {n:,} rows")  # fmt: skip
     print("budgets: " + "; ".join(f"{k} {v}" for k, v in BUDGETS.items()))
-    train_loop_throughput()
+    if not args.no_loop:
+        train_loop_throughput()
 
 
 if __name__ == "__main__":
