@@ -68,7 +68,7 @@ def test_offline_session_records_params_scalars_model_and_data(trained, tmp_path
     # The data version comes from the model card: the sha256 of the very files trained on.
     props = {k: v["value"] for k, v in task["hyperparams"]["properties"].items()}
     raw = hashlib.sha256((trained.path / "data/raw/heart.csv").read_bytes()).hexdigest()
-    train = hashlib.sha256((trained.path / "data/processed/train.csv").read_bytes()).hexdigest()
+    train = hashlib.sha256((trained.path / "data/processed/train.parquet").read_bytes()).hexdigest()
     assert (props["raw_sha256"], props["train_sha256"]) == (raw, train)
     assert len(props["git_commit"]) == 40
     assert set(task["tags"]) == {"ci", f"data:{train[:8]}"}
