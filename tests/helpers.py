@@ -26,6 +26,10 @@ def isolated_env(home: Path) -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["DVC_NO_ANALYTICS"] = "1"
     env["HOME"] = str(home)  # no user-level git or DVC config leaks in
+    # Under `make test`, a `make` run by a test would see itself as a sub-make and print
+    # "Entering directory" lines into the output the test reads.
+    for name in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS"):
+        env.pop(name, None)
     for role in ("AUTHOR", "COMMITTER"):
         env[f"GIT_{role}_NAME"] = "test"
         env[f"GIT_{role}_EMAIL"] = "test@example.invalid"
