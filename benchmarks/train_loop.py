@@ -21,9 +21,8 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from topoxai.classifier import Classifier, train_network
+from topoxai.classifier import Classifier, quiet_lightning, train_network
 from topoxai.model import MLP
-from topoxai.train import _quiet_lightning
 
 FEATURES = 21
 # The train stage's Trainer options at the defaults of params.yaml.
@@ -76,7 +75,7 @@ def compare(
     rows: int, hidden: tuple[int, ...], *, threads: int = 1, batch_size: int = 64, seed: int = 0
 ) -> dict[str, Any]:
     """Rows per second of one training epoch: Lightning, plain PyTorch, and their ratio."""
-    _quiet_lightning()
+    quiet_lightning()
     x, y = synthetic(rows, seed)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -74,7 +74,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     threads, env = torch.get_num_threads(), dict(os.environ)
     try:
         with torch.random.fork_rng(devices=[]):
-            train(tiny, seed=params.seed, data=root / "data/processed",
+            train(tiny, seed=params.seed, level=params.level, data=root / "data/processed",
                   model_dir=root / "models", live_dir=root / "reports/train")  # fmt: skip
     finally:
         torch.set_num_threads(threads)

@@ -106,6 +106,18 @@ def _drop_lr(raw: dict[str, Any]) -> None:
         pytest.param(_set(None, "seed", 1.5), ["seed", "integer", "1.5"], id="float-seed"),
         pytest.param(_set(None, "seed", -1), ["seed", "[0, 2**32)"], id="negative-seed"),
         pytest.param(_set(None, "seed", 2**33), ["seed", "[0, 2**32)"], id="huge-seed"),
+        pytest.param(_set(None, "level", 1.0), ["level must be in (0, 1)"], id="level-1"),
+        pytest.param(_set(None, "level", 0), ["level must be in (0, 1)"], id="level-0"),
+        pytest.param(_set("evaluate", "folds", 1), ["evaluate.folds must be >= 2"], id="folds-1"),
+        pytest.param(
+            _set("evaluate", "repeats", 0), ["evaluate.repeats must be >= 1"], id="repeats-0"
+        ),
+        pytest.param(_set("evaluate", "jobs", 0), ["evaluate.jobs must be >= 1"], id="jobs-0"),
+        pytest.param(
+            _set("train", "test_resamples", 0),
+            ["train.test_resamples must be >= 1"],
+            id="resamples-0",
+        ),
         pytest.param(
             _set("data", "positive", ["Sex"]),
             ["data.positive", "Sex", "categorical"],

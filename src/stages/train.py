@@ -25,7 +25,12 @@ def main() -> None:
     from topoxai.train import train
 
     result = train(
-        params.train, seed=params.seed, data=args.data, model_dir=args.model, live_dir=args.live
+        params.train,
+        seed=params.seed,
+        level=params.level,
+        data=args.data,
+        model_dir=args.model,
+        live_dir=args.live,
     )
     if result is None:  # an extra DDP rank: rank 0 writes the outputs and the ClearML record
         return

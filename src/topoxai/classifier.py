@@ -1,6 +1,8 @@
 """Lightning training of the MLP on in-memory tensors, with early stopping and best weights."""
 
 import copy
+import logging
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -281,3 +283,19 @@ def predict_proba(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities in float64 (precision-recall curves need float64 scores)."""
     net.eval()
     return torch.softmax(chunked_logits(net, x).double(), dim=1)
+
+
+class _NoTips(logging.Filter):
+    # The cloud-logger advert, and the device inventory ("GPU available: False, used: False",
+    # "TPU available: ..."), which only repeats train.accelerator on every run.
+    NOISE = ("💡", "GPU available:", "TPU available:")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.NOISE)
+
+
+def quiet_lightning() -> None:
+    # Lightning advertises cloud loggers and lists the devices on every run, and its own
+    # pytree code trips a torch FutureWarning; none of it is ours to act on.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)

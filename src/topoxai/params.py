@@ -78,6 +78,7 @@ class TrainParams:
     strategy: Literal["auto", "ddp"]
     precision: str
     threads: int
+    test_resamples: int  # bootstrap resamples of the test rows for the test metrics' intervals
 
     def __post_init__(self) -> None:
         if not self.hidden or any(h < 1 for h in self.hidden):
@@ -91,7 +92,9 @@ class TrainParams:
         if self.weight_decay < 0:
             raise ParamsError(f"train.weight_decay must be >= 0 (got {self.weight_decay:g})")
         _check_minimum(
-            self, "train", dict.fromkeys(("batch_size", "max_epochs", "patience", "threads"), 1)
+            self,
+            "train",
+            dict.fromkeys(("batch_size", "max_epochs", "patience", "threads", "test_resamples"), 1),
         )
 
 
@@ -147,16 +150,31 @@ class ExplainParams:
 
 
 @dataclass(frozen=True)
+class EvaluateParams:
+    folds: int  # k of the repeated stratified k-fold cross-validation
+    repeats: int
+    max_rows: int  # a larger table is cross-validated on a stratified sample of this many rows
+    jobs: int  # processes running folds at once; the outputs are the same for any value
+
+    def __post_init__(self) -> None:
+        _check_minimum(self, "evaluate", {"folds": 2, "repeats": 1, "max_rows": 2, "jobs": 1})
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
+    level: float  # confidence level of every interval; 1 - level is every test's significance
     data: DataParams
     train: TrainParams
+    evaluate: EvaluateParams
     clearml: ClearMLParams
     explain: ExplainParams
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**32:  # numpy and sklearn take 32-bit seeds
             raise ParamsError(f"seed must be in [0, 2**32) (got {self.seed})")
+        if not 0 < self.level < 1:
+            raise ParamsError(f"level must be in (0, 1) (got {self.level:g})")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -7,8 +7,10 @@ Arrays in, numbers out; every random draw from an explicit seed.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 
@@ -24,7 +26,7 @@ class Estimate:
     p: float
 
 
-def resampled_t(values: Sequence[float], *, level: float, test_train_ratio: float) -> Estimate:
+def resampled_t(values: ArrayLike, *, level: float, test_train_ratio: float) -> Estimate:
     """Mean of per-split scores with the corrected resampled t interval and test.
 
     Nadeau & Bengio (Machine Learning 52, 2003), as used for repeated k-fold by Bouckaert &
@@ -53,34 +55,42 @@ def resampled_t(values: Sequence[float], *, level: float, test_train_ratio: floa
 
 
 def bootstrap_interval(
-    statistic: Callable[..., float],
+    statistic: Callable[..., Any],
     groups: Sequence[np.ndarray],
     *,
     level: float,
     resamples: int,
     seed: int,
-) -> tuple[float, float]:
+    vectorized: bool = False,
+) -> tuple[Any, Any]:
     """Percentile bootstrap interval of `statistic(*groups)`, resampling each group apart.
 
     Groups are typically the row indices of each class: resampling within a class keeps
     every resample's class counts (a stratified bootstrap), so a metric such as ROC-AUC is
     defined on each. scipy.stats.bootstrap does the drawing; `seed` makes it repeatable.
+    A `vectorized` statistic gets each group as a (resamples, size) array and `axis=-1`,
+    and may return several numbers per resample: then low and high are arrays.
     """
+    groups = tuple(np.asarray(g) for g in groups)
     result = stats.bootstrap(
-        tuple(np.asarray(g) for g in groups),
+        groups,
         statistic,
         n_resamples=resamples,
         confidence_level=level,
         method="percentile",
-        vectorized=False,
+        vectorized=vectorized,
         paired=False,
+        # About 4M values per vectorized call, so memory stays bounded on large samples.
+        batch=max(1, 4_000_000 // sum(len(g) for g in groups)) if vectorized else None,
         rng=np.random.default_rng(seed),
     )
     ci = result.confidence_interval
-    return float(ci.low), float(ci.high)
+    if np.ndim(ci.low) == 0:
+        return float(ci.low), float(ci.high)
+    return np.asarray(ci.low), np.asarray(ci.high)
 
 
-def empirical_p(value: float, null: Sequence[float], *, alternative: str) -> tuple[float, float]:
+def empirical_p(value: float, null: ArrayLike, *, alternative: str) -> tuple[float, float]:
     """Where `value` falls in a sample of a null distribution: an empirical p-value and a z.
 
     p = (1 + #null at least as extreme) / (1 + m) (Phipson & Smyth 2010: never 0, valid for

@@ -1,0 +1,148 @@
+"""Cross-validation: known answers on synthetic data, no leaks across folds, same bytes for
+any number of processes, bad input refused."""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import ndtr
+
+from helpers import PARAMS
+from topoxai.errors import DataError
+from topoxai.evaluate import evaluate, fold_arrays, make_folds, sample_rows
+from topoxai.params import DataParams, EvaluateParams, load_params
+
+DEFAULTS = load_params(PARAMS)
+# A small network and few epochs: the tests are about the evaluation, not the model.
+TRAIN = dataclasses.replace(DEFAULTS.train, hidden=(8,), max_epochs=8, patience=3)
+DATA = DataParams(
+    source="unused.csv",
+    sha256=None,
+    target="y",
+    categorical=(),
+    drop=(),
+    positive=(),
+    split=(0.7, 0.15, 0.15),
+)
+
+
+def _gaussians(path: Path, *, rows: int, separation: float, seed: int, shuffle: bool = False):
+    """One informative feature, N(0, 1) vs N(separation, 1), and one of pure noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, rows)
+    x = rng.normal(0, 1, rows) + separation * y
+    if shuffle:
+        y = rng.permutation(y)
+    pd.DataFrame({"x": x, "noise": rng.normal(0, 1, rows), "y": y}).to_csv(path, index=False)
+    return path
+
+
+def _run(tmp_path: Path, raw: Path, *, folds=5, repeats=2, jobs=1, level=0.95, name="out"):
+    params = EvaluateParams(folds=folds, repeats=repeats, max_rows=5000, jobs=jobs)
+    out = tmp_path / name
+    metrics = evaluate(
+        params, data=DATA, train=TRAIN, seed=42, level=level, raw=raw, out=out
+    )
+    return metrics, out
+
+
+def test_the_interval_covers_a_known_roc_auc(tmp_path):
+    # The best score of x ~ N(d * y, 1) has ROC-AUC Phi(d / sqrt 2): 0.8556 for d = 1.5.
+    truth = float(ndtr(1.5 / math.sqrt(2)))
+    raw = _gaussians(tmp_path / "g.csv", rows=1500, separation=1.5, seed=0)
+    metrics, _ = _run(tmp_path, raw)
+    for model in ("mlp", "logreg", "hist_gbm"):
+        auc = metrics[model]["roc_auc"]
+        assert auc["low"] <= truth <= auc["high"], (model, auc)
+        assert auc["low"] < auc["mean"] < auc["high"]
+    assert metrics["rows"] == {"kept": 1500, "used": 1500}
+    # logistic regression is the right model here: within 0.02 of the truth.
+    assert metrics["logreg"]["roc_auc"]["mean"] == pytest.approx(truth, abs=0.02)
+
+
+def test_permuted_labels_give_chance_and_no_significant_difference(tmp_path):
+    raw = _gaussians(tmp_path / "p.csv", rows=500, separation=1.5, seed=1, shuffle=True)
+    metrics, out = _run(tmp_path, raw)
+    for model in ("mlp", "logreg", "hist_gbm"):
+        auc = metrics[model]["roc_auc"]
+        assert auc["low"] <= 0.5 <= auc["high"], (model, auc)
+    for pair in ("mlp_vs_logreg", "mlp_vs_hist_gbm"):
+        for metric, test in metrics[pair].items():
+            assert test["p"] >= 0.05, (pair, metric, test)
+            assert test["low"] <= 0 <= test["high"]
+    # The per-fold table: one row per fold, every model's metrics.
+    table = pd.read_csv(out / "folds.tsv", sep="\t")
+    assert len(table) == 10
+    assert list(table[["repeat", "fold"]].iloc[[0, 5, 9]].itertuples(index=False)) == [
+        (1, 1),
+        (2, 1),
+        (2, 5),
+    ]
+    assert table["mlp_roc_auc"].mean() == pytest.approx(metrics["mlp"]["roc_auc"]["mean"], abs=1e-4)
+
+
+def test_folds_partition_the_rows_and_keep_the_class_balance():
+    labels = np.repeat([0, 1], [60, 40])
+    splits = make_folds(labels, folds=5, repeats=3, val_share=0.2, seed=0)
+    assert len(splits) == 15
+    for repeat in range(1, 4):
+        tests = [f.test for f in splits if f.repeat == repeat]
+        assert sorted(np.concatenate(tests).tolist()) == list(range(100))
+    for f in splits:
+        assert len(set(f.fit) | set(f.val) | set(f.test)) == len(f.fit) + len(f.val) + len(f.test)
+        assert len(f.fit) + len(f.val) + len(f.test) == 100
+        assert np.sum(labels[f.test] == 1) == 8  # 40 positives over 5 folds
+        assert np.sum(labels[f.val] == 1) in (6, 7)  # 20% of the 32 training positives
+    assert len({f.seed for f in splits}) == 15
+    # Seeded: the same folds again.
+    again = make_folds(labels, folds=5, repeats=3, val_share=0.2, seed=0)
+    assert all(np.array_equal(a.test, b.test) for a, b in zip(splits, again))
+
+
+def test_each_fold_is_scaled_with_its_own_training_rows_only():
+    """Leak canary: a feature whose test rows sit far from the training rows must be
+    standardized with the fit rows' mean and sd, not those of all rows."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 50)
+    frame = pd.DataFrame({"x": rng.normal(0, 1, 100), "y": labels})
+    splits = make_folds(labels, folds=5, repeats=1, val_share=0.2, seed=0)
+    fold = splits[0]
+    shifted = frame.copy()
+    shifted.loc[fold.test, "x"] += 1000.0  # the test rows alone move
+    (x_fit, _), (x_val, _), (x_test, _) = fold_arrays(shifted, fold, DATA)
+    fit_x = shifted["x"].to_numpy()[fold.fit]
+    mean, sd = fit_x.mean(), fit_x.std()
+    assert x_fit[:, 0].mean() == pytest.approx(0, abs=1e-6)
+    assert x_fit[:, 0].std() == pytest.approx(1, abs=1e-5)
+    expected = (shifted["x"].to_numpy()[fold.test] - mean) / sd
+    np.testing.assert_allclose(x_test[:, 0], expected.astype(np.float32), rtol=1e-6)
+    assert x_test[:, 0].min() > 100  # a leak would have centred them near 0
+    assert abs(x_val[:, 0].mean()) < 1
+
+
+def test_outputs_are_the_same_bytes_for_any_number_of_jobs(tmp_path):
+    raw = _gaussians(tmp_path / "g.csv", rows=300, separation=1.0, seed=2)
+    _, one = _run(tmp_path, raw, folds=3, repeats=1, jobs=1, name="one")
+    _, two = _run(tmp_path, raw, folds=3, repeats=1, jobs=2, name="two")
+    for name in ("metrics.json", "folds.tsv"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def test_too_few_rows_of_a_class_is_one_line_and_writes_nothing(tmp_path):
+    raw = tmp_path / "few.csv"
+    frame = pd.DataFrame({"x": np.arange(40) * 0.5, "y": [1] * 4 + [0] * 36})
+    frame.to_csv(raw, index=False)
+    with pytest.raises(DataError, match=r"class 1 has 4 rows, too few for evaluate.folds=5"):
+        _run(tmp_path, raw)
+    assert not (tmp_path / "out").exists()
+
+
+def test_sample_rows_is_stratified_and_bounded():
+    labels = np.repeat([0, 1], [7000, 3000])
+    rows = sample_rows(labels, 1000, seed=0)
+    assert len(rows) == 1000 and np.all(np.diff(rows) > 0)
+    assert np.sum(labels[rows] == 1) == 300
+    assert np.array_equal(sample_rows(labels[:500], 1000, seed=0), np.arange(500))
