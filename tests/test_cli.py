@@ -1,4 +1,4 @@
-"""The `topoxai` command's own options: --version and `show`."""
+"""The `topoxai` command's own options: --version, `show` and `results`."""
 
 import json
 import shutil
@@ -76,3 +76,24 @@ def test_show_refuses_a_missing_or_tampered_folder(trained: Repo, tmp_path: Path
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert message in result.stderr, result.stderr
+
+
+def test_results_prints_the_cross_validated_estimates(trained: Repo, tmp_path: Path):
+    path = trained.path / "reports/evaluate/metrics.json"
+    result = topoxai("results", "--metrics", str(path))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(path.read_text())
+    lines = result.stdout.splitlines()
+    assert lines[0] == "2x3-fold cross-validation on 746 rows: mean (sd) [95% interval]"
+    auc = metrics["mlp"]["roc_auc"]
+    assert lines[1].split()[:3] == ["mlp", "roc_auc", f"{auc['mean']:.4f}"]
+    assert f"[{auc['low']:.4f}, {auc['high']:.4f}]" in lines[1]
+    p = metrics["mlp_vs_logreg"]["roc_auc"]["p"]
+    assert lines[4].startswith("  mlp - logreg: roc_auc") and f"p={p:.3f}" in lines[4]
+    for bad, message in (
+        (tmp_path / "missing.json", "not found; run the evaluate stage (dvc repro)"),
+        (trained.path / "reports/train/metrics.json", "not the evaluate stage's metrics"),
+    ):
+        result = topoxai("results", "--metrics", str(bad))
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and message in result.stderr

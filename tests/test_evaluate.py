@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import PARAMS
 from scipy.special import ndtr
 
-from helpers import PARAMS
 from topoxai.errors import DataError
 from topoxai.evaluate import evaluate, fold_arrays, make_folds, sample_rows
 from topoxai.params import DataParams, EvaluateParams, load_params
@@ -43,9 +43,7 @@ def _gaussians(path: Path, *, rows: int, separation: float, seed: int, shuffle: 
 def _run(tmp_path: Path, raw: Path, *, folds=5, repeats=2, jobs=1, level=0.95, name="out"):
     params = EvaluateParams(folds=folds, repeats=repeats, max_rows=5000, jobs=jobs)
     out = tmp_path / name
-    metrics = evaluate(
-        params, data=DATA, train=TRAIN, seed=42, level=level, raw=raw, out=out
-    )
+    metrics = evaluate(params, data=DATA, train=TRAIN, seed=42, level=level, raw=raw, out=out)
     return metrics, out
 
 

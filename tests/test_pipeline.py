@@ -12,18 +12,19 @@ from helpers import ROOT, TINY, Repo
 
 
 def ran(output: str) -> set[str]:
-    stages = ("download", "preprocess", "train", "explain")
+    stages = ("download", "preprocess", "train", "evaluate", "explain")
     return {s for s in stages if f"Running stage '{s}'" in output}
 
 
 def test_repro_then_noop_then_experiment(repo: Repo):
     repo.set_params(**TINY)
     out = repo.dvc("repro")
-    assert ran(out) == {"download", "preprocess", "train", "explain"}
+    assert ran(out) == {"download", "preprocess", "train", "evaluate", "explain"}
     for output in ("data/raw/heart.csv", "data/processed/train.parquet", "reports/data.json",
                    "models/model.safetensors", "models/model.json", "models/preprocess.json",
                    "reports/train/metrics.json", "reports/train/plots/custom/roc.json",
-                   "reports/explain/metrics.json", "reports/explain/mapper.png"):  # fmt: skip
+                   "reports/explain/metrics.json", "reports/explain/mapper.png",
+                   "reports/evaluate/metrics.json", "reports/evaluate/folds.tsv"):  # fmt: skip
         assert (repo.path / output).is_file(), output
     assert not (repo.path / "lightning_logs").exists() and not (repo.path / "dvclive").exists()
     dvc_yaml_before = (ROOT / "dvc.yaml").read_text()
@@ -31,7 +32,7 @@ def test_repro_then_noop_then_experiment(repo: Repo):
 
     out = repo.dvc("repro")
     assert ran(out) == set(), out
-    assert out.count("didn't change, skipping") == 4
+    assert out.count("didn't change, skipping") == 5
     shown = json.loads(repo.dvc("metrics", "show", "--json"))
     explained = shown[""]["data"]["reports/explain/metrics.json"]["data"]
     assert set(explained) >= {"topology", "mapper", "neural_persistence", "rank_agreement"}
@@ -40,7 +41,7 @@ def test_repro_then_noop_then_experiment(repo: Repo):
 
     epochs_before = repo.metrics()["epochs"]
     out = repo.dvc("exp", "run", "-S", "train.max_epochs=1")
-    assert ran(out) == {"train", "explain"}, out
+    assert ran(out) == {"train", "evaluate", "explain"}, out
     diff = json.loads(repo.dvc("metrics", "diff", "--json"))
     changed = diff["reports/train/metrics.json"]
     assert changed["epochs"] == {"old": epochs_before, "new": 1, "diff": 1 - epochs_before}
@@ -49,7 +50,8 @@ def test_repro_then_noop_then_experiment(repo: Repo):
     params = yaml.safe_load((repo.path / "params.yaml").read_text())
     params["data"]["split"] = [0.6, 0.2, 0.2]
     (repo.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran(repo.dvc("repro")) == {"preprocess", "train", "explain"}
+    # evaluate filters the raw rows itself, and data.split sizes its validation parts.
+    assert ran(repo.dvc("repro")) == {"preprocess", "train", "evaluate", "explain"}
     assert json.loads((repo.path / "reports/data.json").read_text())["split"]["test"] == 150
 
 
@@ -77,11 +79,11 @@ def test_default_pipeline_meets_targets_and_reproduces_the_lock(repo: Repo):
     assert repo.run("git", "status", "--porcelain").stdout == ""
     repo.dvc("repro", "-f")
     assert (repo.path / "dvc.lock").read_text() == committed_lock
-    # Another CPU: torch's AVX2 kernels must train the same weights as the machine's default
-    # (AVX-512 where it has it), and with torch's plain kernels every other stage must still
+    # Another CPU: torch's AVX2 kernels must train the same weights (and cross-validate to the
+    # same numbers) as the machine's default (AVX-512 where it has it), and with torch's plain kernels every other stage must still
     # write the same bytes from the same inputs.
     for capability, stages in (
-        ("avx2", ["train", "explain"]),
+        ("avx2", ["train", "evaluate", "explain"]),
         ("default", ["preprocess", "explain"]),
     ):
         on_cpu = Repo(repo.path, {**repo.env, "ATEN_CPU_CAPABILITY": capability})

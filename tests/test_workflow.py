@@ -28,8 +28,21 @@ def test_experiments_compare_and_apply(baseline: Repo):
     before = (repo.path / "params.yaml").read_bytes()
     assert "Running stage" not in repo.dvc("exp", "run", "-S", "train.lr=0.01")
     assert (repo.path / "params.yaml").read_bytes() == before
+    out = repo.dvc("exp", "run", "-n", "folds", "-S", "evaluate.folds=2")
+    assert "Running stage 'evaluate'" in out
+    assert [line for line in out.splitlines() if line.startswith("Running stage")] == [
+        "Running stage 'evaluate':"
+    ]
+    # The cross-validated means and intervals are what `dvc metrics diff` shows.
+    cv = json.loads(repo.dvc("metrics", "diff", "--json"))["reports/evaluate/metrics.json"]
+    assert {"mlp.roc_auc.mean", "mlp.roc_auc.low", "mlp.roc_auc.high", "folds"} <= set(cv)
+    assert (cv["folds"]["old"], cv["folds"]["new"]) == (3, 2)
+    repo.run("git", "checkout", "params.yaml")
+    repo.dvc("checkout")
+
     out = repo.dvc("exp", "run", "-n", "wide", "-S", "train.lr=0.05", "-S", "train.hidden=[32,32]")
     assert "Running stage 'train'" in out and "Running stage 'preprocess'" not in out
+    assert "Running stage 'evaluate'" in out
 
     wide = experiments(repo)["wide"]
     assert wide["params"]["params.yaml"]["data"]["train"]["hidden"] == [32, 32]
@@ -43,14 +56,21 @@ def test_experiments_compare_and_apply(baseline: Repo):
     table = repo.dvc("exp", "diff", "HEAD", "wide", "--md")
     assert table.startswith("| Path") and "train.hidden" in table and "test.roc_auc" in table
 
-    # `make compare`: the headline metrics and only the params that differ, ~130 columns less.
+    # `make compare`: the headline metrics and only the params that differ, ~200 columns less.
     # STAMP= : the test's venv is already installed; the copy has no .venv of its own.
     rows = repo.run("make", "compare", "STAMP=").stdout.splitlines()
     header = [cell.strip() for cell in rows[0].strip("|").split("|")]
-    headline = ["best_epoch", "best.val_loss", "best.val_f1", "epochs", "test.f1", "test.roc_auc"]
-    assert header[:7] == ["Experiment", *headline]
-    assert sorted(header[7:]) == ["train.hidden", "train.lr"]
-    assert any("[wide]" in row for row in rows[2:])
+    cv = ["mlp.roc_auc.mean", "mlp.roc_auc.low", "mlp.roc_auc.high"]
+    paired = ["mlp_vs_logreg.roc_auc.diff", "mlp_vs_logreg.roc_auc.p"]
+    headline = [*cv, *paired, "best_epoch", "best.val_loss", "test.roc_auc"]
+    assert header[:9] == ["Experiment", *headline]
+    assert sorted(header[9:]) == ["evaluate.folds", "train.hidden", "train.lr"]
+    assert any("[wide]" in row for row in rows[2:]) and any("[folds]" in row for row in rows[2:])
+    # Ranked by the cross-validated ROC-AUC, best first.
+    cells = [row.split("|")[2].strip() for row in rows[2:] if row.startswith("|")]
+    means = [float(cell) for cell in cells if cell != "-"]
+    assert len(means) >= 3
+    assert means == sorted(means, reverse=True)
 
     repo.run("git", "checkout", "params.yaml")
     repo.dvc("checkout")

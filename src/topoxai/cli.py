@@ -32,6 +32,15 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument(
         "--model", type=Path, default=Path("models"), help="model folder (default: models)"
     )
+    r = commands.add_parser(
+        "results", help="print the cross-validated estimates and paired tests (evaluate stage)"
+    )
+    r.add_argument(
+        "--metrics",
+        type=Path,
+        default=Path("reports/evaluate/metrics.json"),
+        help="the evaluate stage's metrics (default: reports/evaluate/metrics.json)",
+    )
     c = commands.add_parser(
         "check-params", help="validate a params file, as every stage does before it runs"
     )
@@ -41,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         run_main(lambda: _check_params(args.params))
     elif args.command == "show":
         run_main(lambda: _show(args.model))
+    elif args.command == "results":
+        run_main(lambda: _results(args.metrics))
     else:
         run_main(lambda: _predict(args))
 
@@ -67,6 +78,20 @@ def _show(folder: Path) -> None:
     width = max(len(key) for key, _ in entries)
     for key, value in entries:
         print(f"{key:<{width}}  {value}")
+
+
+def _results(path: Path) -> None:
+    import json
+
+    from topoxai.evaluate import summary_lines
+
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        print("\n".join(summary_lines(metrics)))
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; run the evaluate stage (dvc repro)") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path}: not the evaluate stage's metrics ({err!r})") from None
 
 
 def _flatten(card: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
