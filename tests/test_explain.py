@@ -20,7 +20,13 @@ from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier
 from topoxai.data import split_path, write_split
 from topoxai.errors import DataError
-from topoxai.explain import explain, layer_names, load_inputs
+from topoxai.explain import (
+    explain,
+    layer_names,
+    load_inputs,
+    simple_sample,
+    stratified_sample,
+)
 from topoxai.features import Preprocessor, fit_preprocessor
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError, parse
@@ -29,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ExplainParams(
     layers=("input", "hidden", "logits"),
     k=4,
+    max_points=400,
+    max_test_rows=300,
     filtration_max=4.0,
     filtration_steps=11,
     mapper_cubes=3,
@@ -104,8 +112,16 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
 
     strict = json.loads((tmp_path / "first/metrics.json").read_text(), parse_constant=no_constants)
     assert strict == metrics
-    assert set(metrics) == {"topology", "neural_persistence", "weight_std", "mapper",
+    assert set(metrics) == {"sample", "topology", "neural_persistence", "weight_std", "mapper",
                             "rank_agreement"}  # fmt: skip
+    # Within the caps, every row is analysed.
+    assert metrics["sample"] == {
+        "seed": 0,
+        "topology_rows": metrics["sample"]["topology_rows_available"],
+        "topology_rows_available": {"class_0": 49, "class_1": 41},
+        "test_rows": 20,
+        "test_rows_available": 20,
+    }
     assert set(metrics["neural_persistence"]["trained"]) == {"hidden1", "hidden2", "logits", "mean"}
     assert metrics["mapper"]["nodes"] > 0
 
@@ -138,7 +154,9 @@ def test_control_is_the_saved_initialisation_not_a_replay_of_the_seed(workspace,
             "classes": spec.classes, "training": {"seed": 3}}  # fmt: skip
     save_model(tmp_path / "models", module.net.eval(), spec, card, initial=started)
 
-    control = load_inputs(tmp_path / "models", workspace / "data").control
+    control = load_inputs(
+        tmp_path / "models", workspace / "data", max_points=50, max_test_rows=50, seed=0
+    ).control
     for name, tensor in started.items():
         assert torch.equal(control.state_dict()[name], tensor), name
     torch.manual_seed(3)
@@ -195,6 +213,8 @@ def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
     [
         ({"layers": ["input", "hiden1"]}, "explain.layers: unknown layer 'hiden1'"),
         ({"k": 0}, r"explain.k must be >= 1 \(got 0\)"),
+        ({"max_points": 4}, r"explain.max_points must be > explain.k = 4: .* \(got 4\)"),
+        ({"max_test_rows": 1}, r"explain.max_test_rows must be >= 2 \(got 1\)"),
         ({"mapper_overlap": 1.0}, r"explain.mapper_overlap must be in \[0, 1\)"),
         ({"mapper_eps_quantile": 0}, r"explain.mapper_eps_quantile must be in \(0, 1\]"),
         ({"filtration_steps": 1}, "explain.filtration_steps must be >= 2"),
@@ -257,3 +277,34 @@ def test_stage_names_the_params_file_for_a_layer_the_model_lacks(workspace, tmp_
         f"error: {params}: explain.layers: the model has no layer hidden3 (it has hidden1..hidden2)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_stratified_sample_takes_exactly_the_capped_count_of_each_class():
+    labels = np.repeat([0, 1, 2], [50, 7, 20])
+    chosen = stratified_sample(labels, 10, np.random.default_rng(0))
+    assert np.bincount(labels[chosen]).tolist() == [10, 7, 10]
+    assert (np.diff(chosen) > 0).all()  # sorted, no row twice
+    assert (chosen[labels[chosen] == 1] == np.flatnonzero(labels == 1)).all()  # under the cap
+    again = stratified_sample(labels, 10, np.random.default_rng(0))
+    assert np.array_equal(chosen, again)  # seeded
+    assert np.array_equal(stratified_sample(labels, 50, np.random.default_rng(1)), np.arange(77))
+    assert simple_sample(5, 9, np.random.default_rng(0)).tolist() == [0, 1, 2, 3, 4]
+    some = simple_sample(100, 9, np.random.default_rng(0))
+    assert len(some) == len(set(some)) == 9
+
+
+def test_caps_bound_the_rows_each_part_analyses_and_are_recorded(workspace, tmp_path):
+    params = dataclasses.replace(TINY, max_points=30, max_test_rows=12)
+    metrics = explain(params, seed=5, model_dir=workspace / "models", data_dir=workspace / "data",
+                      out=tmp_path / "o")  # fmt: skip
+    assert metrics["sample"] == {
+        "seed": 5,
+        "topology_rows": {"class_0": 30, "class_1": 30},
+        "topology_rows_available": {"class_0": 49, "class_1": 41},
+        "test_rows": 12,
+        "test_rows_available": 20,
+    }
+    betti = pd.read_csv(tmp_path / "o/betti.tsv", sep="\t")
+    assert betti.loc[0, "input_b0"] == 60  # scale 0: one component per sampled row
+    assert "row" in (tmp_path / "o/mapper.html").read_text()
+    assert metrics["mapper"]["nodes"] > 0

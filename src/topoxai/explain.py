@@ -30,16 +30,24 @@ from topoxai.params import ExplainParams, ParamsError
 
 NETWORKS = ("trained", "control")
 DPI = 100
+IG_CHUNK = 128  # rows per integrated-gradients call
+SAMPLE_STREAM = 1  # the sampling generator's spawn key under `seed` (a stream of its own)
 
 
 @dataclass(frozen=True)
 class Inputs:
+    """The two networks and the rows each part analyses (sampled, so cost is bounded)."""
+
     trained: MLP
     control: MLP  # the same architecture with the weights training started from (saved)
     spec: Preprocessor
-    x: dict[str, np.ndarray]  # split -> features
-    y: dict[str, np.ndarray]  # split -> class indices
-    rows: dict[str, np.ndarray]  # split -> row numbers in the raw CSV
+    points: np.ndarray  # topology: rows of every split, at most max_points per class
+    labels: np.ndarray  # their class indices
+    test: np.ndarray  # Mapper and attributions: at most max_test_rows test rows
+    test_labels: np.ndarray
+    test_rows: np.ndarray  # the test rows' numbers in the raw CSV
+    baseline: np.ndarray  # integrated gradients' baseline: the mean of every training row
+    sample: dict[str, Any]  # rows available and used, and the seed: written to the metrics
 
 
 @dataclass
@@ -61,8 +69,17 @@ def explain(
         # depend on the machine's core count, and DVC sees the same hashes everywhere.
         torch.set_num_threads(params.threads)
         with threadpool_limits(limits=params.threads):
-            inputs = in_float64(load_inputs(model_dir, data_dir))
+            inputs = in_float64(
+                load_inputs(
+                    model_dir,
+                    data_dir,
+                    max_points=params.max_points,
+                    max_test_rows=params.max_test_rows,
+                    seed=seed,
+                )
+            )
             reports = [
+                Report(metrics={"sample": inputs.sample}),
                 topology_report(inputs, params),
                 weights_report(inputs),
                 mapper_report(inputs, params, seed=seed),
@@ -74,8 +91,17 @@ def explain(
     return write(out, reports)
 
 
-def load_inputs(model_dir: Path, data_dir: Path) -> Inputs:
-    """The trained model, its untrained control and the processed splits, cross-checked."""
+def load_inputs(
+    model_dir: Path, data_dir: Path, *, max_points: int, max_test_rows: int, seed: int
+) -> Inputs:
+    """The trained model, its untrained control and the rows to analyse, cross-checked.
+
+    Rows are sampled here, before any forward pass, so that no part's cost grows with the
+    data: a seeded stratified sample of at most `max_points` rows per class from every split
+    for the topology, and a seeded simple random sample of at most `max_test_rows` test rows
+    for Mapper and the attributions (so their shares estimate the whole split's). A class or
+    split within its cap is used whole, in its order, with no draw.
+    """
     model = load_model(model_dir)
     control = load_initial(model_dir, model.card)
     spec_path = data_dir / SPEC_FILE
@@ -85,14 +111,47 @@ def load_inputs(model_dir: Path, data_dir: Path) -> Inputs:
             "rerun the pipeline"
         )
     splits = {name: read_split(split_path(data_dir, name), model.spec) for name in SPLITS}
+    x = np.concatenate([splits[name][0] for name in SPLITS])
+    y = np.concatenate([splits[name][1] for name in SPLITS])
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SAMPLE_STREAM,)))
+    chosen = stratified_sample(y, max_points, rng)
+    test_x, test_y, test_rows = splits["test"]
+    tested = simple_sample(len(test_y), max_test_rows, rng)
+    classes = np.unique(y).tolist()
+    name = {c: f"class_{model.spec.classes[c]}" for c in classes}
+    sample = {
+        "seed": seed,
+        "topology_rows": {name[c]: int((y[chosen] == c).sum()) for c in classes},
+        "topology_rows_available": {name[c]: int((y == c).sum()) for c in classes},
+        "test_rows": len(tested),
+        "test_rows_available": len(test_y),
+    }
     return Inputs(
         trained=model.net,
         control=control,
         spec=model.spec,
-        x={name: s[0] for name, s in splits.items()},
-        y={name: s[1] for name, s in splits.items()},
-        rows={name: s[2] for name, s in splits.items()},
+        points=x[chosen],
+        labels=y[chosen],
+        test=test_x[tested],
+        test_labels=test_y[tested],
+        test_rows=test_rows[tested],
+        baseline=splits["train"][0].astype(np.float64).mean(axis=0, keepdims=True),
+        sample=sample,
     )
+
+
+def stratified_sample(labels: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of at most `cap` rows of each class, drawn without replacement."""
+    chosen = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        chosen.append(rows if len(rows) <= cap else rng.choice(rows, cap, replace=False))
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def simple_sample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of at most `cap` of `n` rows, drawn without replacement."""
+    return np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
 
 
 def in_float64(inputs: Inputs) -> Inputs:
@@ -107,7 +166,9 @@ def in_float64(inputs: Inputs) -> Inputs:
         inputs,
         trained=copy.deepcopy(inputs.trained).double(),
         control=copy.deepcopy(inputs.control).double(),
-        x={name: x.astype(np.float64) for name, x in inputs.x.items()},
+        points=inputs.points.astype(np.float64),
+        test=inputs.test.astype(np.float64),
+        baseline=inputs.baseline.astype(np.float64),
     )
 
 
@@ -139,11 +200,10 @@ def representations(net: MLP, x: np.ndarray) -> dict[str, np.ndarray]:
 def topology_report(inputs: Inputs, params: ExplainParams) -> Report:
     """Persistent homology of each class in each chosen layer, trained network and control.
 
-    Uses every processed row (train, val and test): topology describes how the network
+    Uses rows of every split (train, val and test): topology describes how the network
     reshapes the data, not how it generalises, and more points give steadier k-NN graphs.
     """
-    x = np.concatenate([inputs.x[s] for s in SPLITS])
-    y = np.concatenate([inputs.y[s] for s in SPLITS])
+    x, y = inputs.points, inputs.labels
     _check_class_sizes(y, params.k)
     depth = len(inputs.trained.hidden)
     every = layer_names(("input", "hidden", "logits"), depth)
@@ -207,8 +267,8 @@ def weights_report(inputs: Inputs) -> Report:
 
 
 def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int) -> Report:
-    """Mapper graph of the trained network's last hidden layer on the test split."""
-    x, y = inputs.x["test"], inputs.y["test"]
+    """Mapper graph of the trained network's last hidden layer on the (sampled) test rows."""
+    x, y = inputs.test, inputs.test_labels
     reps = representations(inputs.trained, x)
     activations = reps[f"hidden{len(inputs.trained.hidden)}"]
     probability = softmax(reps["logits"], axis=1)[:, -1]
@@ -236,7 +296,7 @@ def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int) -> Report
         lens=lens,
         tooltips=[
             f"row {r}: label {label}, p = {p:.3f}"
-            for r, label, p in zip(inputs.rows["test"], labels, probability)
+            for r, label, p in zip(inputs.test_rows, labels, probability)
         ],
         title="Mapper of the last hidden layer (test split)",
     )
@@ -253,12 +313,18 @@ def attribution_report(
     """Integrated gradients and permutation importance per raw feature, ranked against Mapper."""
     groups = attribution.feature_groups(inputs.spec)
     columns = list(groups.values())
-    x, y = inputs.x["test"], inputs.y["test"]
+    x, y = inputs.test, inputs.test_labels
     # Baseline: the average training row (a plausible "typical patient"; all zeros would
     # be a patient with no category at all in every one-hot group).
-    baseline = inputs.x["train"].mean(axis=0, keepdims=True)
     model = attribution.positive_probability(inputs.trained)
-    ig = attribution.integrated_gradients(model, x, baseline, params.ig_steps)
+    # In chunks of rows: captum holds every row x step's activations and gradients at once
+    # (300 rows x 50 steps of a 2x1000 net: about 0.4 GB).
+    ig = np.concatenate(
+        [
+            attribution.integrated_gradients(model, chunk, inputs.baseline, params.ig_steps)
+            for chunk in np.array_split(x, -(-len(x) // IG_CHUNK))
+        ]
+    )
     scores = {
         "integrated_gradients": attribution.group_attributions(ig, columns),
         "permutation": attribution.permutation_importance(

@@ -118,6 +118,10 @@ class ExplainParams:
     # hidden layer are always analysed, since the simplification ratio compares them
     layers: tuple[str, ...]
     k: int  # neighbours in the k-NN graph of each class
+    # rows per class for the topology (a seeded stratified sample when a class has more),
+    # and test rows for Mapper and the attributions (a seeded simple random sample)
+    max_points: int
+    max_test_rows: int
     filtration_max: float  # in units of the median k-NN edge length
     filtration_steps: int  # points of the Betti curves, from 0 to filtration_max
     mapper_cubes: int  # intervals per lens axis
@@ -142,8 +146,14 @@ class ExplainParams:
             )
         _check_range("explain.mapper_overlap", self.mapper_overlap, 0.0, 1.0, hi_open=True)
         minimum = {"filtration_steps": 2, "k": 1, "mapper_cubes": 1, "mapper_min_samples": 1,
-                   "ig_steps": 1, "permutation_repeats": 1, "threads": 1}  # fmt: skip
+                   "ig_steps": 1, "permutation_repeats": 1, "threads": 1,
+                   "max_test_rows": 2}  # fmt: skip
         _check_minimum(self, "explain", minimum)
+        if self.max_points <= self.k:
+            raise ParamsError(
+                f"explain.max_points must be > explain.k = {self.k}: the k-NN graph of a class "
+                f"needs k + 1 points (got {self.max_points})"
+            )
 
 
 @dataclass(frozen=True)
