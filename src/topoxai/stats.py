@@ -1,0 +1,107 @@
+"""Intervals and tests for every number the pipeline reports with its uncertainty.
+
+One home for them: the evaluate stage's cross-validated estimates, the train stage's
+test-split intervals and the explain stage's error bars and controls all come from here.
+Arrays in, numbers out; every random draw from an explicit seed.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its spread, a confidence interval and the t-test of "the mean is 0"."""
+
+    mean: float
+    sd: float
+    low: float
+    high: float
+    t: float
+    p: float
+
+
+def resampled_t(values: Sequence[float], *, level: float, test_train_ratio: float) -> Estimate:
+    """Mean of per-split scores with the corrected resampled t interval and test.
+
+    Nadeau & Bengio (Machine Learning 52, 2003), as used for repeated k-fold by Bouckaert &
+    Frank (PAKDD 2004): the J scores of repeated splits are correlated, because their
+    training sets overlap, so the variance of their mean is (1/J + n_test/n_train) s^2
+    rather than s^2 / J; t = mean / sqrt(that) on J - 1 degrees of freedom. For paired
+    differences between two models this is the corrected resampled t-test of "no
+    difference" (two-sided p). `test_train_ratio` = 0 gives the plain one-sample t (for
+    independent draws such as seeded initialisations).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    j = len(x)
+    if j < 2:
+        raise ValueError(f"need at least 2 values (got {j})")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1) (got {level})")
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    se = sd * np.sqrt(1 / j + test_train_ratio)
+    quantile = float(stats.t.ppf(0.5 + level / 2, df=j - 1))
+    if se == 0:  # every split scored the same: no spread to test against
+        t = 0.0 if mean == 0 else float(np.copysign(np.inf, mean))
+        return Estimate(mean, sd, mean, mean, t, 1.0 if mean == 0 else 0.0)
+    t = mean / se
+    p = float(2 * stats.t.sf(abs(t), df=j - 1))
+    return Estimate(mean, sd, mean - quantile * se, mean + quantile * se, float(t), p)
+
+
+def bootstrap_interval(
+    statistic: Callable[..., float],
+    groups: Sequence[np.ndarray],
+    *,
+    level: float,
+    resamples: int,
+    seed: int,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic(*groups)`, resampling each group apart.
+
+    Groups are typically the row indices of each class: resampling within a class keeps
+    every resample's class counts (a stratified bootstrap), so a metric such as ROC-AUC is
+    defined on each. scipy.stats.bootstrap does the drawing; `seed` makes it repeatable.
+    """
+    result = stats.bootstrap(
+        tuple(np.asarray(g) for g in groups),
+        statistic,
+        n_resamples=resamples,
+        confidence_level=level,
+        method="percentile",
+        vectorized=False,
+        paired=False,
+        rng=np.random.default_rng(seed),
+    )
+    ci = result.confidence_interval
+    return float(ci.low), float(ci.high)
+
+
+def empirical_p(value: float, null: Sequence[float], *, alternative: str) -> tuple[float, float]:
+    """Where `value` falls in a sample of a null distribution: an empirical p-value and a z.
+
+    p = (1 + #null at least as extreme) / (1 + m) (Phipson & Smyth 2010: never 0, valid for
+    m draws); alternative "less" counts null <= value, "greater" null >= value, and
+    "two-sided" doubles the smaller tail. z = (value - mean) / sd of the null.
+    """
+    draws = np.asarray(null, dtype=np.float64)
+    m = len(draws)
+    if m < 2:
+        raise ValueError(f"need at least 2 null draws (got {m})")
+    less = (1 + int(np.sum(draws <= value))) / (1 + m)
+    greater = (1 + int(np.sum(draws >= value))) / (1 + m)
+    tails = {"less": less, "greater": greater, "two-sided": min(1.0, 2 * min(less, greater))}
+    if alternative not in tails:
+        raise ValueError(f"alternative must be one of {', '.join(tails)} (got {alternative!r})")
+    sd = float(draws.std(ddof=1))
+    z = (value - float(draws.mean())) / sd if sd > 0 else float("nan")
+    return tails[alternative], z
+
+
+def proportion_interval(successes: int, trials: int, *, level: float) -> tuple[float, float]:
+    """Wilson score interval of a proportion (sound for a handful of trials, unlike Wald)."""
+    ci = stats.binomtest(successes, trials).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
