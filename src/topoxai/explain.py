@@ -256,6 +256,8 @@ def topology_report(inputs: Inputs, params: ExplainParams, *, seed: int, pool: P
         for dim in (0, 1)
     }
     inputs_total = {dim: total("full", "trained", "input", dim=dim) for dim in (0, 1)}
+    null_ratio = {dim: null[dim] / inputs_total[dim] if inputs_total[dim] > 0 else null[dim] * np.nan
+                  for dim in (0, 1)}  # fmt: skip
     metrics: dict[str, Any] = {}
     for dim in (0, 1):
         ratios = [
@@ -267,7 +269,7 @@ def topology_report(inputs: Inputs, params: ExplainParams, *, seed: int, pool: P
             trained,
             stats.half_sample_interval(trained, ratios, level=level),
             _divide(total("full", "control", last, dim=dim), inputs_total[dim]),
-            null[dim] / inputs_total[dim] if inputs_total[dim] > 0 else null[dim] * np.nan,
+            null_ratio[dim],
         )
     metrics["total_persistence_h1"] = {
         "input": _round(inputs_total[1]),
@@ -288,8 +290,8 @@ def topology_report(inputs: Inputs, params: ExplainParams, *, seed: int, pool: P
         {
             "control": range(len(seeds)),
             "seed": seeds,
-            "simplification_h0": null[0] / inputs_total[0] if inputs_total[0] > 0 else np.nan,
-            "simplification_h1": null[1] / inputs_total[1] if inputs_total[1] > 0 else np.nan,
+            "simplification_h0": null_ratio[0],
+            "simplification_h1": null_ratio[1],
             "total_persistence_h1": null[1],
         }
     )
