@@ -1,10 +1,16 @@
-"""Wall time of each part of the explain stage, and of the whole stage as DVC runs it.
+"""Wall time and peak memory of the explain stage at the default size, 100k and 1M rows.
 
-Needs a trained model and processed data (run `make run` first):
+The default size is the pipeline's own model and data (run `make run` first). The larger
+sizes use benchmarks/scale.py's synthetic tables (the default schema, seeded), preprocessed by
+the preprocess stage script; their model folder holds the default model's weights with the
+synthetic table's fitted preprocessing. That is honest for cost, which does not depend on the
+weights' values (only on the architecture and the rows sampled), and saves training a 2x1000
+network on 700k rows (297 s for 2 epochs); the synthetic runs' metrics mean nothing.
 
-    python benchmarks/explain.py [--params params.yaml] [--model models] [--data data/processed]
+    python benchmarks/explain.py                         # default, 100k and 1M rows
+    python benchmarks/explain.py --sizes 100000 --parts  # and each part's time at the default
 
-The params file needs an `explain:` section; `--defaults` adds the recommended one.
+Peak MB is GNU time's largest resident set of the stage script (one process).
 """
 
 import argparse
@@ -18,21 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from scale import measure, synthetic  # benchmarks/scale.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULTS = {
-    "layers": ["input", "hidden", "logits"],
-    "k": 10,
-    "filtration_max": 4.0,
-    "filtration_steps": 81,
-    "mapper_cubes": 8,
-    "mapper_overlap": 0.5,
-    "mapper_eps_quantile": 0.3,
-    "mapper_min_samples": 1,
-    "ig_steps": 50,
-    "permutation_repeats": 10,
-    "threads": 1,
-}
+BUDGET = "<= 30 s at the default size, <= 60 s at 1M rows, <= 2 GB peak, on 2 cores"
 
 
 def timed(name: str, step: Callable[[], Any]) -> Any:
@@ -42,25 +37,69 @@ def timed(name: str, step: Callable[[], Any]) -> Any:
     return result
 
 
+def stage(params: Path, model: Path, data: Path, out: Path) -> tuple[float, float]:
+    """(wall seconds, peak MB) of the explain stage script."""
+    cmd = [sys.executable, str(ROOT / "src/stages/explain.py"), "--params", str(params),
+           "--model", str(model), "--data", str(data), "--out", str(out)]  # fmt: skip
+    seconds, mb, _ = measure(cmd, ROOT, dict(os.environ))
+    return seconds, mb
+
+
+def synthetic_inputs(n: int, tmp: Path, params: Path) -> tuple[Path, Path]:
+    """Processed splits of an n-row synthetic table, and a model folder that fits them."""
+    from topoxai.artifacts import load_initial, load_model, save_model
+    from topoxai.features import Preprocessor
+
+    csv, data, models = tmp / f"heart_{n}.csv", tmp / f"data_{n}", tmp / f"models_{n}"
+    synthetic(n).to_csv(csv, index=False)
+    subprocess.run(
+        [sys.executable, str(ROOT / "src/stages/preprocess.py"), "--params", str(params),
+         "--raw", str(csv), "--out", str(data), "--metrics", str(tmp / f"data_{n}.json")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    csv.unlink()
+    model = load_model(ROOT / "models")
+    spec = Preprocessor.load(data / "preprocess.json")
+    if spec.feature_names != model.spec.feature_names:
+        sys.exit(f"the synthetic table's features differ from the model's: {spec.feature_names}")
+    card = {k: v for k, v in model.card.items() if k != "files"}
+    initial = load_initial(ROOT / "models", model.card).state_dict()
+    save_model(models, model.net, spec, card, initial=initial)
+    return data, models
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    parser.add_argument("--model", type=Path, default=ROOT / "models")
-    parser.add_argument("--data", type=Path, default=ROOT / "data/processed")
-    parser.add_argument("--defaults", action="store_true", help="use the recommended section")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--parts", action="store_true", help="time each part at the default")
     args = parser.parse_args()
 
+    load = os.getloadavg()[0]
+    print(f"{os.cpu_count()} CPUs, load average {load:.2f} at the start", flush=True)
+    rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        params_file = Path(tmp) / "params.yaml"
+        path = Path(tmp)
+        params = path / "params.yaml"
         raw = yaml.safe_load(args.params.read_text(encoding="utf-8"))
-        if args.defaults:
-            raw["explain"] = DEFAULTS
-        params_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
-        stage = [sys.executable, str(ROOT / "src/stages/explain.py"), "--params", str(params_file),
-                 "--model", str(args.model), "--data", str(args.data), "--out", f"{tmp}/out"]  # fmt: skip
-        print(f"{os.cpu_count()} CPUs")
-        timed("whole stage", lambda: subprocess.run(stage, check=True, capture_output=True))
-        parts(params_file, args.model, args.data, Path(tmp) / "parts")
+        raw["data"].update(sha256=None)  # the synthetic tables are not the bundled CSV
+        params.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        seconds, mb = stage(params, ROOT / "models", ROOT / "data/processed", path / "out")
+        rows.append(("default data (746 rows)", seconds, mb))
+        print(f"default: {seconds:.1f} s, {mb:.0f} MB", flush=True)
+        for n in args.sizes:
+            print(f"[{n:,} rows] writing and preprocessing the synthetic table ...", flush=True)
+            data, models = synthetic_inputs(n, path, params)
+            seconds, mb = stage(params, models, data, path / f"out_{n}")
+            rows.append((f"{n:,} raw rows", seconds, mb))
+            print(f"[{n:,} rows] explain: {seconds:.1f} s, {mb:.0f} MB", flush=True)
+        if args.parts:
+            parts(params, ROOT / "models", ROOT / "data/processed", path / "parts")
+    print(f"\n{'explain stage':<26}{'wall s':>8}{'peak MB':>9}")
+    for name, seconds, mb in rows:
+        print(f"{name:<26}{seconds:>8.1f}{mb:>9.0f}")
+    print(f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
+    print(f"budget: {BUDGET}")
 
 
 def parts(params_file: Path, model: Path, data: Path, out: Path) -> None:
@@ -72,17 +111,26 @@ def parts(params_file: Path, model: Path, data: Path, out: Path) -> None:
 
     from topoxai import attribution
     from topoxai import explain as ex
-    from topoxai.params import ExplainParams, parse
+    from topoxai.params import load_params
+    from topoxai.pool import Pool
 
-    print(f"{'imports':<22} {time.perf_counter() - start:6.2f} s")
-    raw = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    params, seed = parse(ExplainParams, raw["explain"], "explain."), raw["seed"]
+    print(f"\n{'imports':<22} {time.perf_counter() - start:6.2f} s")
+    print("(topology includes starting the worker processes)")
+    loaded = load_params(params_file)
+    params, seed = loaded.explain, loaded.seed
     torch.set_num_threads(params.threads)
-    with threadpool_limits(limits=params.threads):
-        inputs = timed("load", lambda: ex.load_inputs(model, data))
+    with threadpool_limits(limits=params.threads), Pool(params.workers, params.threads) as pool:
+        caps = {"max_points": params.max_points, "max_test_rows": params.max_test_rows}
+        inputs = timed(
+            "load and sample",
+            lambda: ex.in_float64(ex.load_inputs(model, data, **caps, seed=seed)),
+        )
         reports = [
-            timed("topology", lambda: ex.topology_report(inputs, params)),
-            timed("neural persistence", lambda: ex.weights_report(inputs)),
+            timed("topology", lambda: ex.topology_report(inputs, params, seed=seed, pool=pool)),
+            timed(
+                "neural persistence",
+                lambda: ex.weights_report(inputs, params, seed=seed, pool=pool),
+            ),
             timed("mapper", lambda: ex.mapper_report(inputs, params, seed=seed)),
         ]
         mapper_error = reports[-1].feature_scores["mapper_error"]
@@ -95,13 +143,14 @@ def parts(params_file: Path, model: Path, data: Path, out: Path) -> None:
         timed("write (PNG, HTML, TSV)", lambda: ex.write(out, reports))
 
         print("attribution, of which:")
-        x, y = inputs.x["test"], inputs.y["test"]
+        x, y = inputs.test, inputs.test_labels
         groups = list(attribution.feature_groups(inputs.spec).values())
         probability = attribution.positive_probability(inputs.trained)
-        baseline = inputs.x["train"].mean(axis=0, keepdims=True)
         timed(
             "  integrated gradients",
-            lambda: attribution.integrated_gradients(probability, x, baseline, params.ig_steps),
+            lambda: attribution.integrated_gradients(
+                probability, x, inputs.baseline, params.ig_steps
+            ),
         )
         rng = np.random.default_rng(seed)
         timed("  permutation", lambda: attribution.permutation_importance(

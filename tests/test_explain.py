@@ -20,15 +20,26 @@ from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier
 from topoxai.data import split_path, write_split
 from topoxai.errors import DataError
-from topoxai.explain import explain, layer_names, load_inputs
+from topoxai.explain import (
+    explain,
+    in_float64,
+    layer_names,
+    load_inputs,
+    simple_sample,
+    stratified_sample,
+    topology_report,
+)
 from topoxai.features import Preprocessor, fit_preprocessor
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError, parse
+from topoxai.pool import Pool
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ExplainParams(
     layers=("input", "hidden", "logits"),
     k=4,
+    max_points=400,
+    max_test_rows=300,
     filtration_max=4.0,
     filtration_steps=11,
     mapper_cubes=3,
@@ -38,10 +49,14 @@ TINY = ExplainParams(
     ig_steps=8,
     permutation_repeats=2,
     threads=1,
+    resamples=3,
+    controls=3,
+    significance=0.05,
+    workers=1,
 )
 OUTPUTS = {
     "metrics.json", "betti.tsv", "layers.tsv", "neural_persistence.tsv", "features.tsv",
-    "diagrams.png", "mapper.png", "neural_persistence.png", "mapper.html",
+    "diagrams.png", "mapper.png", "neural_persistence.png", "mapper.html", "controls.tsv",
 }  # fmt: skip
 
 
@@ -87,8 +102,9 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     assert {p.name for p in (tmp_path / "first").iterdir()} == OUTPUTS
     assert [p.name for p in tmp_path.iterdir()] == ["first"]  # no temporary folder left
 
-    # The stage script, in a fresh process, writes the very same bytes (DVC's hashes).
-    params = _params_file(tmp_path, seed=0, explain=dataclasses.asdict(TINY))
+    # The stage script, in a fresh process and with 2 worker processes, writes the very same
+    # bytes (DVC's hashes).
+    params = _params_file(tmp_path, seed=0, explain={**dataclasses.asdict(TINY), "workers": 2})
     subprocess.run(
         [sys.executable, str(ROOT / "src/stages/explain.py"), "--params", str(params),
          "--model", str(workspace / "models"), "--data", str(workspace / "data"),
@@ -104,8 +120,32 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
 
     strict = json.loads((tmp_path / "first/metrics.json").read_text(), parse_constant=no_constants)
     assert strict == metrics
-    assert set(metrics) == {"topology", "neural_persistence", "weight_std", "mapper",
-                            "rank_agreement"}  # fmt: skip
+    assert set(metrics) == {"sample", "topology", "neural_persistence", "weight_std", "mapper",
+                            "rank_agreement", "neural_persistence_matched"}  # fmt: skip
+    ratio = metrics["topology"]["simplification_h1"]
+    assert set(ratio) == {"trained", "ci_low", "ci_high", "control", "control_mean",
+                          "control_sd", "p", "z"}  # fmt: skip
+    assert ratio["ci_low"] <= ratio["trained"] <= ratio["ci_high"]
+    assert 0 < ratio["p"] <= 1
+    assert metrics["topology"]["half_sample_rows"] == {"class_0": 24, "class_1": 20}
+    assert set(metrics["neural_persistence_matched"]["hidden1"]) == {
+        "trained", "control_mean", "control_low", "control_high", "p", "z"
+    }  # fmt: skip
+    low, high = (metrics["mapper"][f"error_share_impure_{end}"] for end in ("low", "high"))
+    assert 0 <= low <= metrics["mapper"]["error_share_impure"] <= high <= 1
+    assert 0 < metrics["mapper"]["p_errors_impure"] <= 1
+    controls = pd.read_csv(tmp_path / "first/controls.tsv", sep="\t")
+    assert controls.columns.tolist() == ["control", "seed", "simplification_h0",
+                                         "simplification_h1", "total_persistence_h1"]  # fmt: skip
+    assert len(controls) == 3 and controls["seed"].nunique() == 3
+    # Within the caps, every row is analysed.
+    assert metrics["sample"] == {
+        "seed": 0,
+        "topology_rows": metrics["sample"]["topology_rows_available"],
+        "topology_rows_available": {"class_0": 49, "class_1": 41},
+        "test_rows": 20,
+        "test_rows_available": 20,
+    }
     assert set(metrics["neural_persistence"]["trained"]) == {"hidden1", "hidden2", "logits", "mean"}
     assert metrics["mapper"]["nodes"] > 0
 
@@ -138,7 +178,9 @@ def test_control_is_the_saved_initialisation_not_a_replay_of_the_seed(workspace,
             "classes": spec.classes, "training": {"seed": 3}}  # fmt: skip
     save_model(tmp_path / "models", module.net.eval(), spec, card, initial=started)
 
-    control = load_inputs(tmp_path / "models", workspace / "data").control
+    control = load_inputs(
+        tmp_path / "models", workspace / "data", max_points=50, max_test_rows=50, seed=0
+    ).control
     for name, tensor in started.items():
         assert torch.equal(control.state_dict()[name], tensor), name
     torch.manual_seed(3)
@@ -184,8 +226,8 @@ def test_data_from_another_preprocessing_is_one_error(workspace, tmp_path):
 
 
 def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
-    params = dataclasses.replace(TINY, k=80)
-    with pytest.raises(DataError, match=r"explain.k = 80 needs more than 80 rows per class"):
+    params = dataclasses.replace(TINY, k=30)
+    with pytest.raises(DataError, match=r"explain.k = 30 needs more than 61 rows per class"):
         explain(params, seed=0, model_dir=workspace / "models", data_dir=workspace / "data",
                 out=tmp_path / "o")  # fmt: skip
 
@@ -195,6 +237,13 @@ def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
     [
         ({"layers": ["input", "hiden1"]}, "explain.layers: unknown layer 'hiden1'"),
         ({"k": 0}, r"explain.k must be >= 1 \(got 0\)"),
+        ({"max_points": 9}, r"explain.max_points must be >= 2 \* \(explain.k \+ 1\) = 10: "),
+        ({"resamples": 1}, r"explain.resamples must be >= 2 \(got 1\)"),
+        ({"controls": 0}, r"explain.controls must be >= 2 \(got 0\)"),
+        ({"significance": 0}, r"explain.significance must be in \(0, 1\) \(got 0\)"),
+        ({"significance": 1.5}, r"explain.significance must be in \(0, 1\) \(got 1.5\)"),
+        ({"workers": 0}, r"explain.workers must be >= 1 \(got 0\)"),
+        ({"max_test_rows": 1}, r"explain.max_test_rows must be >= 2 \(got 1\)"),
         ({"mapper_overlap": 1.0}, r"explain.mapper_overlap must be in \[0, 1\)"),
         ({"mapper_eps_quantile": 0}, r"explain.mapper_eps_quantile must be in \(0, 1\]"),
         ({"filtration_steps": 1}, "explain.filtration_steps must be >= 2"),
@@ -257,3 +306,62 @@ def test_stage_names_the_params_file_for_a_layer_the_model_lacks(workspace, tmp_
         f"error: {params}: explain.layers: the model has no layer hidden3 (it has hidden1..hidden2)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_stratified_sample_takes_exactly_the_capped_count_of_each_class():
+    labels = np.repeat([0, 1, 2], [50, 7, 20])
+    chosen = stratified_sample(labels, 10, np.random.default_rng(0))
+    assert np.bincount(labels[chosen]).tolist() == [10, 7, 10]
+    assert (np.diff(chosen) > 0).all()  # sorted, no row twice
+    assert (chosen[labels[chosen] == 1] == np.flatnonzero(labels == 1)).all()  # under the cap
+    again = stratified_sample(labels, 10, np.random.default_rng(0))
+    assert np.array_equal(chosen, again)  # seeded
+    assert np.array_equal(stratified_sample(labels, 50, np.random.default_rng(1)), np.arange(77))
+    assert simple_sample(5, 9, np.random.default_rng(0)).tolist() == [0, 1, 2, 3, 4]
+    some = simple_sample(100, 9, np.random.default_rng(0))
+    assert len(some) == len(set(some)) == 9
+
+
+def test_caps_bound_the_rows_each_part_analyses_and_are_recorded(workspace, tmp_path):
+    params = dataclasses.replace(TINY, max_points=30, max_test_rows=12)
+    metrics = explain(params, seed=5, model_dir=workspace / "models", data_dir=workspace / "data",
+                      out=tmp_path / "o")  # fmt: skip
+    assert metrics["sample"] == {
+        "seed": 5,
+        "topology_rows": {"class_0": 30, "class_1": 30},
+        "topology_rows_available": {"class_0": 49, "class_1": 41},
+        "test_rows": 12,
+        "test_rows_available": 20,
+    }
+    betti = pd.read_csv(tmp_path / "o/betti.tsv", sep="\t")
+    assert betti.loc[0, "input_b0"] == 60  # scale 0: one component per sampled row
+    assert "row" in (tmp_path / "o/mapper.html").read_text()
+    assert metrics["mapper"]["nodes"] > 0
+
+
+def test_the_default_data_gives_the_same_ratios_subsampled_within_the_intervals(small_run):
+    """The stage on all 746 rows and on 250 rows per class: the subsample's simplification
+    ratios fall inside the full run's intervals (the totals grow with the points, the ratios
+    do not; README)."""
+    params = dataclasses.replace(TINY, k=10, resamples=10, controls=2)
+
+    def ratios(max_points: int) -> dict:
+        inputs = in_float64(
+            load_inputs(
+                small_run / "models",
+                small_run / "data/processed",
+                max_points=max_points,
+                max_test_rows=300,
+                seed=42,
+            )
+        )
+        with Pool(1, 1) as pool:
+            report = topology_report(inputs, params, seed=42, pool=pool)
+        return report.metrics["topology"]
+
+    full, sub = ratios(400), ratios(250)
+    assert full["half_sample_rows"] == {"class_0": 195, "class_1": 178}  # all 746 rows
+    assert sub["half_sample_rows"] == {"class_0": 125, "class_1": 125}
+    for dim in (0, 1):
+        interval = full[f"simplification_h{dim}"]
+        assert interval["ci_low"] <= sub[f"simplification_h{dim}"]["trained"] <= interval["ci_high"]

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from topoxai.stats import bootstrap_interval, empirical_p, proportion_interval, resampled_t
+from topoxai.stats import (
+    bootstrap_interval,
+    empirical_p,
+    fisher_p,
+    half_sample_interval,
+    half_samples,
+    proportion_interval,
+    resampled_t,
+)
 
 
 def test_resampled_t_reproduces_a_hand_computed_example():
@@ -133,3 +141,68 @@ def test_wilson_interval_known_answers():
     assert (low + high) / 2 == pytest.approx(0.5)
     half = 1.959964 / (10 + z2) * math.sqrt(10 * 0.25 + z2 / 4)
     assert high - 0.5 == pytest.approx(half, rel=1e-6)
+
+
+def test_half_samples_take_exactly_half_of_each_group_without_repeats():
+    groups = [np.arange(0, 11), np.arange(100, 104), np.arange(200, 201)]
+    draws = half_samples(groups, resamples=30, seed=0)
+    assert len(draws) == 30
+    for draw in draws:
+        assert [len(d) for d in draw] == [5, 2, 0]
+        for half, group in zip(draw, groups):
+            assert len(set(half.tolist())) == len(half)  # no row twice
+            assert set(half.tolist()) <= set(group.tolist())
+            assert (np.diff(half) > 0).all()
+    assert len({tuple(d[0]) for d in draws}) > 20  # they vary
+    again = half_samples(groups, resamples=30, seed=0)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(draws, again))
+    with pytest.raises(ValueError, match="resamples"):
+        half_samples(groups, resamples=0, seed=0)
+
+
+def _half_interval(x: np.ndarray, statistic, level: float, scale: float, seed: int):
+    (halves,) = zip(*half_samples([np.arange(len(x))], resamples=20, seed=seed))
+    values = [statistic(x[h]) for h in halves]
+    return half_sample_interval(statistic(x), values, level=level, scale=scale)
+
+
+def test_half_sample_interval_covers_a_mean_at_its_level():
+    rng = np.random.default_rng(4)
+    trials = [_half_interval(rng.normal(1.0, 2.0, 60), np.mean, 0.9, 1.0, t) for t in range(400)]
+    covered = np.mean([low <= 1.0 <= high for low, high in trials])
+    assert 0.85 <= covered <= 0.94  # 0.9 nominal; sd of the share 0.015
+
+
+def test_half_sample_interval_of_a_total_needs_the_size_ratio():
+    # The sum of 60 exponential(1) draws: truth 60. Its halves sum 30 draws, with half the
+    # spread it has over 60 points; scale n / m = 2 puts it back.
+    rng = np.random.default_rng(5)
+    samples = [rng.exponential(1.0, 60) for _ in range(400)]
+    scaled = [_half_interval(x, np.sum, 0.9, 2.0, t) for t, x in enumerate(samples)]
+    assert 0.85 <= np.mean([low <= 60 <= high for low, high in scaled]) <= 0.94
+    plain = [_half_interval(x, np.sum, 0.9, 1.0, t) for t, x in enumerate(samples)]
+    assert np.mean([low <= 60 <= high for low, high in plain]) < 0.7  # too narrow
+
+
+def test_half_sample_interval_known_answer_and_bad_arguments():
+    # sd of 0, 1, 2, 3, 4 is sqrt(2.5); Student's t(0.975, 4) = 2.776445.
+    halves = [0.0, 1.0, 2.0, 3.0, 4.0]
+    half = 2.776445 * math.sqrt(2.5)
+    assert half_sample_interval(10.0, halves, level=0.95) == pytest.approx((10 - half, 10 + half))
+    low, high = half_sample_interval(10.0, halves, level=0.95, scale=2.0)
+    assert (low, high) == pytest.approx((10 - 2 * half, 10 + 2 * half))
+    with pytest.raises(ValueError, match="at least 2"):
+        half_sample_interval(1.0, [1.0], level=0.9)
+    with pytest.raises(ValueError, match="level"):
+        half_sample_interval(1.0, [1.0, 2.0], level=0.0)
+
+
+def test_fisher_p_known_answers():
+    # Fisher's tea-tasting table: P(3 or more right | 4 of 8 chosen) = 17/70.
+    tea = np.array([[3, 1], [1, 3]])
+    assert fisher_p(tea, alternative="greater") == pytest.approx(17 / 70)
+    assert fisher_p(tea, alternative="two-sided") == pytest.approx(34 / 70)
+    # No association at all: the table's own probability is the largest, so p = 1.
+    assert fisher_p(np.array([[5, 5], [5, 5]]), alternative="two-sided") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="2x2"):
+        fisher_p(np.array([1, 2, 3]), alternative="greater")

@@ -3,13 +3,18 @@
 import numpy as np
 import pytest
 import torch
+from scipy.sparse.csgraph import minimum_spanning_tree
 
 from topoxai.model import MLP
+from topoxai.stats import empirical_p, half_sample_interval, half_samples
 from topoxai.topology import (
     betti_curve,
+    bipartite_spanning_tree,
     knn_geodesic,
+    knn_persistence,
     neural_persistence,
     persistence,
+    shuffled_persistence,
     total_persistence,
 )
 
@@ -105,3 +110,64 @@ def test_training_on_circles_shrinks_betti1_below_the_untrained_control():
     assert (trained(x).argmax(dim=1) == y).all()
     # Measured 18.1 vs 24.0: the circles' loops shrink (in k-NN units) as the classes separate.
     assert _last_hidden_h1(trained, x, y) < 0.85 * _last_hidden_h1(control, x, y)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 4), (3, 5), (7, 2), (40, 30)])
+def test_bipartite_spanning_tree_matches_scipys_kruskal(shape):
+    rng = np.random.default_rng(sum(shape))
+    for weights in (rng.random(shape), rng.integers(0, 3, shape) / 2):  # the second with ties
+        n_out, n_in = shape
+        cost = np.zeros((n_out + n_in,) * 2)
+        cost[:n_out, n_out:] = 2.0 - weights
+        expected = np.sort(2.0 - minimum_spanning_tree(cost).tocoo().data)
+        np.testing.assert_allclose(np.sort(bipartite_spanning_tree(weights)), expected)
+
+
+def test_shuffled_weights_keep_each_layers_values_and_are_seeded():
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=(6, 4)), rng.normal(size=(2, 6))]
+    first = shuffled_persistence(weights, 7, range(3))
+    assert shuffled_persistence(weights, 7, range(1, 3)) == first[1:]  # per draw, not per call
+    assert len({tuple(row) for row in first}) == 3
+
+
+def _h1_total(points: np.ndarray) -> float:
+    # A range wide enough for the circle's loop to close (about 14 edges): with a short one
+    # the loop's bar is cut, and a blob's many short bars can sum to more.
+    return total_persistence(knn_persistence(points, 5, 30.0)[1], 30.0)
+
+
+def _circle(n: int, rng: np.random.Generator) -> np.ndarray:
+    angle = rng.uniform(0, 2 * np.pi, n)
+    return np.column_stack([np.cos(angle), np.sin(angle)]) + rng.normal(0, 0.05, (n, 2))
+
+
+def test_a_circle_differs_significantly_from_blobs_and_a_blob_does_not():
+    """H1 total persistence against 39 Gaussian blobs: a circle falls outside them all
+    (two-sided p = 2/40, the smallest 39 draws allow), another blob among them."""
+    rng = np.random.default_rng(0)
+    blobs = [_h1_total(rng.normal(size=(80, 2))) for _ in range(39)]
+    p_circle, z_circle = empirical_p(_h1_total(_circle(80, rng)), blobs, alternative="two-sided")
+    assert p_circle <= 0.05 and z_circle > 3
+    p_blob, _ = empirical_p(_h1_total(rng.normal(size=(80, 2))), blobs, alternative="two-sided")
+    assert p_blob > 0.05
+
+
+def test_half_sample_interval_of_total_persistence_covers_its_expectation():
+    """H0 total persistence of 3-D Gaussian blobs (about n times a per-point length): its
+    expectation from 100 blobs, covered by most 90% intervals from 10 half-samples each."""
+    rng = np.random.default_rng(1)
+
+    def h0(points: np.ndarray) -> float:
+        return total_persistence(knn_persistence(points, 5, 8.0)[0], 8.0)
+
+    truth = np.mean([h0(rng.normal(size=(80, 3))) for _ in range(100)])
+    covered = 0
+    for trial in range(30):
+        points = rng.normal(size=(80, 3))
+        (halves,) = zip(*half_samples([np.arange(80)], resamples=10, seed=trial))
+        low, high = half_sample_interval(
+            h0(points), [h0(points[h]) for h in halves], level=0.9, scale=2.0
+        )
+        covered += low <= truth <= high
+    assert covered >= 24  # 27 expected; at 0.9 nominal, fewer than 24 of 30 has p < 0.02

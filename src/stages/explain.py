@@ -28,9 +28,11 @@ def main() -> None:
         raise ParamsError(f"{args.params}: {err}") from None
     topo, graph = metrics["topology"]["simplification_h1"], metrics["mapper"]
     print(
-        f"explain: {args.out}: H1 simplification trained {topo['trained']} vs control "
-        f"{topo['control']}; Mapper {graph['nodes']} nodes, errors in impure nodes "
-        f"{graph['error_share_impure']} vs all rows {graph['row_share_impure']}"
+        f"explain: {args.out}: H1 simplification trained {topo['trained']} "
+        f"[{topo['ci_low']}, {topo['ci_high']}] vs {params.explain.controls} untrained "
+        f"{topo['control_mean']} (p {topo['p']}); Mapper {graph['nodes']} nodes, errors in "
+        f"impure nodes {graph['error_share_impure']} vs all rows {graph['row_share_impure']} "
+        f"(p {graph['p_errors_impure']})"
     )
 
 
