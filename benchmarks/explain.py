@@ -117,21 +117,24 @@ def parts(params_file: Path, model: Path, data: Path, out: Path) -> None:
     print(f"\n{'imports':<22} {time.perf_counter() - start:6.2f} s")
     print("(topology includes starting the worker processes)")
     loaded = load_params(params_file)
-    params, seed = loaded.explain, loaded.seed
+    params, seed, level = loaded.explain, loaded.seed, loaded.level
     torch.set_num_threads(params.threads)
-    with threadpool_limits(limits=params.threads), Pool(params.workers, params.threads) as pool:
+    with threadpool_limits(limits=params.threads), Pool(params.jobs, params.threads) as pool:
         caps = {"max_points": params.max_points, "max_test_rows": params.max_test_rows}
         inputs = timed(
             "load and sample",
             lambda: ex.in_float64(ex.load_inputs(model, data, **caps, seed=seed)),
         )
         reports = [
-            timed("topology", lambda: ex.topology_report(inputs, params, seed=seed, pool=pool)),
+            timed(
+                "topology",
+                lambda: ex.topology_report(inputs, params, seed=seed, level=level, pool=pool),
+            ),
             timed(
                 "neural persistence",
-                lambda: ex.weights_report(inputs, params, seed=seed, pool=pool),
+                lambda: ex.weights_report(inputs, params, seed=seed, level=level, pool=pool),
             ),
-            timed("mapper", lambda: ex.mapper_report(inputs, params, seed=seed)),
+            timed("mapper", lambda: ex.mapper_report(inputs, params, seed=seed, level=level)),
         ]
         mapper_error = reports[-1].feature_scores["mapper_error"]
         reports.append(

@@ -30,7 +30,9 @@ def test_a_control_has_the_distribution_of_the_train_stages_initialisation():
         ours = control.state_dict()[name].numpy()
         assert ours.dtype == np.float64 and ours.shape == tuple(tensor.shape)
         theirs = tensor.double().numpy().ravel()
-        bound = 1 / math.sqrt(started.get_submodule(name.rsplit(".", 1)[0]).in_features)
+        layer = started.get_submodule(name.rsplit(".", 1)[0])
+        assert isinstance(layer, torch.nn.Linear)
+        bound = 1 / math.sqrt(layer.in_features)
         assert np.abs(ours).max() <= bound and np.abs(theirs).max() <= bound
         if ours.size >= 200:  # the same uniform distribution (not the same draws)
             assert stats.ks_2samp(ours.ravel(), theirs).pvalue > 0.01, name
@@ -43,5 +45,7 @@ def test_controls_are_seeded_and_leave_torchs_generator_alone():
     first, second = untrained(arch, [1, 2])
     assert torch.equal(torch.random.get_rng_state(), state)
     (again,) = untrained(arch, [1])
-    assert torch.equal(again.hidden[0].weight, first.hidden[0].weight)
-    assert not torch.equal(second.hidden[0].weight, first.hidden[0].weight)
+    weight = {name: net.state_dict()["hidden.0.weight"] for name, net in
+              (("first", first), ("second", second), ("again", again))}  # fmt: skip
+    assert torch.equal(weight["again"], weight["first"])
+    assert not torch.equal(weight["second"], weight["first"])

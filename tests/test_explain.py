@@ -51,8 +51,7 @@ TINY = ExplainParams(
     threads=1,
     resamples=3,
     controls=3,
-    significance=0.05,
-    workers=1,
+    jobs=1,
 )
 OUTPUTS = {
     "metrics.json", "betti.tsv", "layers.tsv", "neural_persistence.tsv", "features.tsv",
@@ -95,7 +94,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     threads = torch.get_num_threads()
     metrics = explain(
-        TINY, seed=0, model_dir=workspace / "models", data_dir=workspace / "data",
+        TINY, seed=0, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
         out=tmp_path / "first",
     )  # fmt: skip
     assert torch.get_num_threads() == threads  # restored
@@ -104,7 +103,7 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
 
     # The stage script, in a fresh process and with 2 worker processes, writes the very same
     # bytes (DVC's hashes).
-    params = _params_file(tmp_path, seed=0, explain={**dataclasses.asdict(TINY), "workers": 2})
+    params = _params_file(tmp_path, seed=0, explain={**dataclasses.asdict(TINY), "jobs": 2})
     subprocess.run(
         [sys.executable, str(ROOT / "src/stages/explain.py"), "--params", str(params),
          "--model", str(workspace / "models"), "--data", str(workspace / "data"),
@@ -197,7 +196,14 @@ def test_model_without_initial_weights_is_one_error(workspace, tmp_path):
     (models / "model.json").write_text(json.dumps(card))
     (models / "initial.safetensors").unlink()
     with pytest.raises(ModelError, match="rerun the train stage") as err:
-        explain(TINY, seed=0, model_dir=models, data_dir=workspace / "data", out=tmp_path / "o")
+        explain(
+            TINY,
+            seed=0,
+            level=0.95,
+            model_dir=models,
+            data_dir=workspace / "data",
+            out=tmp_path / "o",
+        )
     assert "\n" not in str(err.value)
     assert not (tmp_path / "o").exists()
 
@@ -221,14 +227,21 @@ def test_data_from_another_preprocessing_is_one_error(workspace, tmp_path):
     spec["means"][0] += 1.0
     (data / "preprocess.json").write_text(json.dumps(spec))
     with pytest.raises(DataError, match="not the preprocessing"):
-        explain(TINY, seed=0, model_dir=workspace / "models", data_dir=data, out=tmp_path / "o")
+        explain(
+            TINY,
+            seed=0,
+            level=0.95,
+            model_dir=workspace / "models",
+            data_dir=data,
+            out=tmp_path / "o",
+        )
     assert not (tmp_path / "o").exists()
 
 
 def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
     params = dataclasses.replace(TINY, k=30)
     with pytest.raises(DataError, match=r"explain.k = 30 needs more than 61 rows per class"):
-        explain(params, seed=0, model_dir=workspace / "models", data_dir=workspace / "data",
+        explain(params, seed=0, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
                 out=tmp_path / "o")  # fmt: skip
 
 
@@ -240,9 +253,7 @@ def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
         ({"max_points": 9}, r"explain.max_points must be >= 2 \* \(explain.k \+ 1\) = 10: "),
         ({"resamples": 1}, r"explain.resamples must be >= 2 \(got 1\)"),
         ({"controls": 0}, r"explain.controls must be >= 2 \(got 0\)"),
-        ({"significance": 0}, r"explain.significance must be in \(0, 1\) \(got 0\)"),
-        ({"significance": 1.5}, r"explain.significance must be in \(0, 1\) \(got 1.5\)"),
-        ({"workers": 0}, r"explain.workers must be >= 1 \(got 0\)"),
+        ({"jobs": 0}, r"explain.jobs must be >= 1 \(got 0\)"),
         ({"max_test_rows": 1}, r"explain.max_test_rows must be >= 2 \(got 1\)"),
         ({"mapper_overlap": 1.0}, r"explain.mapper_overlap must be in \[0, 1\)"),
         ({"mapper_eps_quantile": 0}, r"explain.mapper_eps_quantile must be in \(0, 1\]"),
@@ -283,11 +294,11 @@ def test_stage_reports_bad_params_before_any_heavy_import(tmp_path):
 def test_input_and_the_last_hidden_layer_are_always_analysed(workspace, tmp_path):
     """The ratio and Betti curves compare input with the last hidden layer, whatever is listed."""
     params = dataclasses.replace(TINY, layers=("hidden1",))
-    metrics = explain(params, seed=0, model_dir=workspace / "models", data_dir=workspace / "data",
+    metrics = explain(params, seed=0, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
                       out=tmp_path / "o")  # fmt: skip
     layers = pd.read_csv(tmp_path / "o/layers.tsv", sep="\t")
     assert layers["layer"].tolist() == ["input", "hidden1", "hidden2"]
-    full = explain(TINY, seed=0, model_dir=workspace / "models", data_dir=workspace / "data",
+    full = explain(TINY, seed=0, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
                    out=tmp_path / "full")  # fmt: skip
     assert metrics["topology"] == full["topology"]  # the same two layers compared
 
@@ -324,7 +335,7 @@ def test_stratified_sample_takes_exactly_the_capped_count_of_each_class():
 
 def test_caps_bound_the_rows_each_part_analyses_and_are_recorded(workspace, tmp_path):
     params = dataclasses.replace(TINY, max_points=30, max_test_rows=12)
-    metrics = explain(params, seed=5, model_dir=workspace / "models", data_dir=workspace / "data",
+    metrics = explain(params, seed=5, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
                       out=tmp_path / "o")  # fmt: skip
     assert metrics["sample"] == {
         "seed": 5,
@@ -356,7 +367,7 @@ def test_the_default_data_gives_the_same_ratios_subsampled_within_the_intervals(
             )
         )
         with Pool(1, 1) as pool:
-            report = topology_report(inputs, params, seed=42, pool=pool)
+            report = topology_report(inputs, params, seed=42, level=0.95, pool=pool)
         return report.metrics["topology"]
 
     full, sub = ratios(400), ratios(250)

@@ -161,7 +161,7 @@ def test_half_sample_interval_of_total_persistence_covers_its_expectation():
     def h0(points: np.ndarray) -> float:
         return total_persistence(knn_persistence(points, 5, 8.0)[0], 8.0)
 
-    truth = np.mean([h0(rng.normal(size=(80, 3))) for _ in range(100)])
+    truth = float(np.mean([h0(rng.normal(size=(80, 3))) for _ in range(100)]))
     covered = 0
     for trial in range(30):
         points = rng.normal(size=(80, 3))

@@ -22,7 +22,12 @@ def main() -> None:
 
     try:
         metrics = explain(
-            params.explain, seed=params.seed, model_dir=args.model, data_dir=args.data, out=args.out
+            params.explain,
+            seed=params.seed,
+            level=params.level,
+            model_dir=args.model,
+            data_dir=args.data,
+            out=args.out,
         )
     except ParamsError as err:  # a layer the model does not have: known only once it is read
         raise ParamsError(f"{args.params}: {err}") from None

@@ -8,8 +8,6 @@ of the whole procedure, not of one fitted model, and no test row informs any cho
 """
 
 import math
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,7 @@ class Fold:
 
 @dataclass(frozen=True)
 class Setup:
-    """What every fold needs, sent once to each worker process."""
+    """What every fold needs (sent with each fold to a worker process: a few MB at most)."""
 
     frame: pd.DataFrame
     data: DataParams
@@ -148,34 +146,20 @@ def run_folds(setup: Setup, splits: list[Fold], *, jobs: int) -> list[dict[str, 
     Every fold seeds its own draws and runs with fixed thread counts, so a fold's numbers
     do not depend on which process ran it, nor on what ran before it there.
     """
-    if jobs == 1 or len(splits) == 1:
-        _init(setup)
-        return [score_fold(fold) for fold in splits]
-    # spawn: a forked child would inherit torch's thread pools mid-state.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=min(jobs, len(splits)), mp_context=context, initializer=_init, initargs=(setup,)
-    ) as pool:
-        return list(pool.map(score_fold, splits))
+    from topoxai.pool import Pool
+
+    with Pool(min(jobs, len(splits)), setup.train.threads) as pool:
+        return list(pool.map(score_fold, ((setup, fold) for fold in splits)))
 
 
-_setup: Setup | None = None
-
-
-def _init(setup: Setup) -> None:
-    global _setup
-    _setup = setup
-
-
-def score_fold(fold: Fold) -> dict[str, dict[str, float]]:
+def score_fold(setup: Setup, fold: Fold) -> dict[str, dict[str, float]]:
     """Fit the preprocessing, the MLP and the baselines on one fold; score its test rows."""
     from threadpoolctl import threadpool_limits
 
     from topoxai.metrics import baseline_models, classification_metrics
 
-    assert _setup is not None, "run_folds sets up each process first"
-    train = _setup.train
-    (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = fold_arrays(_setup.frame, fold, _setup.data)
+    train = setup.train
+    (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = fold_arrays(setup.frame, fold, setup.data)
     with threadpool_limits(limits=train.threads):
         proba = {"mlp": fit_mlp(train, fold.seed, (x_fit, y_fit), (x_val, y_val), x_test)}
         for name, model in baseline_models(fold.seed).items():

@@ -62,9 +62,18 @@ class Report:
 
 
 def explain(
-    params: ExplainParams, *, seed: int, model_dir: Path, data_dir: Path, out: Path
+    params: ExplainParams,
+    *,
+    seed: int,
+    level: float,
+    model_dir: Path,
+    data_dir: Path,
+    out: Path,
 ) -> dict[str, Any]:
-    """Run every part and write the folder `out` all at once; return its metrics."""
+    """Run every part and write the folder `out` all at once; return its metrics.
+
+    Intervals are at `level`; a p-value below 1 - `level` is called significant.
+    """
     threads = torch.get_num_threads()
     try:
         # A fixed thread count, as in training: float sums (and so the outputs) then do not
@@ -80,12 +89,12 @@ def explain(
                     seed=seed,
                 )
             )
-            with Pool(params.workers, params.threads) as pool:
+            with Pool(params.jobs, params.threads) as pool:
                 reports = [
                     Report(metrics={"sample": inputs.sample}),
-                    topology_report(inputs, params, seed=seed, pool=pool),
-                    weights_report(inputs, params, seed=seed, pool=pool),
-                    mapper_report(inputs, params, seed=seed),
+                    topology_report(inputs, params, seed=seed, level=level, pool=pool),
+                    weights_report(inputs, params, seed=seed, level=level, pool=pool),
+                    mapper_report(inputs, params, seed=seed, level=level),
                 ]
             mapper_error = reports[-1].feature_scores["mapper_error"]
             reports.append(attribution_report(inputs, params, seed=seed, mapper_error=mapper_error))
@@ -200,7 +209,9 @@ def representations(net: MLP, x: np.ndarray) -> dict[str, np.ndarray]:
     return {"input": x.astype(np.float64), **layers}
 
 
-def topology_report(inputs: Inputs, params: ExplainParams, *, seed: int, pool: Pool) -> Report:
+def topology_report(
+    inputs: Inputs, params: ExplainParams, *, seed: int, level: float, pool: Pool
+) -> Report:
     """Persistent homology of each class in each chosen layer, with intervals and controls.
 
     Uses rows of every split (train, val and test): topology describes how the network
@@ -231,7 +242,6 @@ def topology_report(inputs: Inputs, params: ExplainParams, *, seed: int, pool: P
     def total(*key: Any, dim: int) -> float:
         return sum(per_class(key, dim))
 
-    level = 1 - params.significance
     # Totals grow with the number of points: their half-sample spread is scaled by n / m.
     scale = len(y) / sum(len(h) for h in halves[0])
     intervals = {
@@ -331,7 +341,9 @@ def _compared(
     }
 
 
-def weights_report(inputs: Inputs, params: ExplainParams, *, seed: int, pool: Pool) -> Report:
+def weights_report(
+    inputs: Inputs, params: ExplainParams, *, seed: int, level: float, pool: Pool
+) -> Report:
     """Neural persistence of every weight matrix, beside its matched random control.
 
     Girrbach et al. (TMLR 2023) show that neural persistence mostly tracks the weights'
@@ -354,7 +366,6 @@ def weights_report(inputs: Inputs, params: ExplainParams, *, seed: int, pool: Po
     draws = np.array(
         [row for rows in pool.map(topology.shuffled_persistence, jobs) for row in rows]
     )  # controls x layers
-    level = 1 - params.significance
     names = [*(f"hidden{i}" for i in range(1, len(inputs.trained.hidden) + 1)), "logits"]
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
     table["matched_np"], table["matched_np_low"], table["matched_np_high"] = (
@@ -398,7 +409,7 @@ def _matched(value: float, null: np.ndarray, level: float) -> dict[str, Any]:
             "p": _round(p), "z": _round(z)}  # fmt: skip
 
 
-def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int) -> Report:
+def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int, level: float) -> Report:
     """Mapper graph of the trained network's last hidden layer on the (sampled) test rows."""
     x, y = inputs.test, inputs.test_labels
     reps = representations(inputs.trained, x)
@@ -417,7 +428,7 @@ def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int) -> Report
     if not graph.nodes:
         raise DataError("explain: the Mapper graph has no nodes; lower explain.mapper_min_samples")
     report = Report()
-    report.metrics["mapper"] = _mapper_metrics(mapper.summary(graph, y, errors), len(y), params)
+    report.metrics["mapper"] = _mapper_metrics(mapper.summary(graph, y, errors), len(y), level)
     labels = [inputs.spec.classes[i] for i in y]
     report.texts["mapper.html"] = mapper.html(
         graph,
@@ -439,10 +450,9 @@ def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int) -> Report
     return report
 
 
-def _mapper_metrics(summary: dict[str, Any], rows: int, params: ExplainParams) -> dict[str, Any]:
+def _mapper_metrics(summary: dict[str, Any], rows: int, level: float) -> dict[str, Any]:
     """Mapper's summary with Wilson intervals for the two shares in impure nodes, and
     Fisher's exact test of "errors sit in impure nodes more often than correct rows do"."""
-    level = 1 - params.significance
     errors = summary["errors"]
     errors_in = round(summary["error_share_impure"] * errors)  # shares are counts / totals
     rows_in = round(summary["row_share_impure"] * rows)

@@ -127,8 +127,7 @@ class ExplainParams:
     max_test_rows: int
     resamples: int  # half-samples of each class for the topology's intervals
     controls: int  # untrained networks, and matched random weights, to compare against
-    significance: float  # intervals at 1 - significance; p below it is called significant
-    workers: int  # processes for the persistence computations (outputs do not depend on it)
+    jobs: int  # processes for the persistence computations (outputs do not depend on it)
     filtration_max: float  # in units of the median k-NN edge length
     filtration_steps: int  # points of the Betti curves, from 0 to filtration_max
     mapper_cubes: int  # intervals per lens axis
@@ -154,15 +153,13 @@ class ExplainParams:
         _check_range("explain.mapper_overlap", self.mapper_overlap, 0.0, 1.0, hi_open=True)
         minimum = {"filtration_steps": 2, "k": 1, "mapper_cubes": 1, "mapper_min_samples": 1,
                    "ig_steps": 1, "permutation_repeats": 1, "threads": 1,
-                   "max_test_rows": 2, "resamples": 2, "controls": 2, "workers": 1}  # fmt: skip
+                   "max_test_rows": 2, "resamples": 2, "controls": 2, "jobs": 1}  # fmt: skip
         _check_minimum(self, "explain", minimum)
         if self.max_points < 2 * (self.k + 1):
             raise ParamsError(
                 f"explain.max_points must be >= 2 * (explain.k + 1) = {2 * (self.k + 1)}: the "
                 f"k-NN graph of half a class needs k + 1 points (got {self.max_points})"
             )
-        if not 0 < self.significance < 1:
-            raise ParamsError(f"explain.significance must be in (0, 1) (got {self.significance:g})")
 
 
 @dataclass(frozen=True)
