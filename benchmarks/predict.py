@@ -1,5 +1,5 @@
 """Rows per second of `topoxai predict` end to end, its startup, and the forward pass's share;
-then `topoxai predict --explain` on fewer rows, with its peak memory.
+then `topoxai predict --explain` on fewer rows, with its CPU time and peak memory.
 
 Needs a trained model folder (run `make run` first):
 
@@ -9,13 +9,13 @@ Needs a trained model folder (run `make run` first):
 The rows are the raw table's, drawn with replacement. End to end is the CLI as a user runs
 it (a new process: imports, reading, transform, forward, writing the output CSV). The
 forward share is the time inside the network's forward calls over the whole run, measured
-in one more run of the same command with the forward timed. The explain runs' CPU time
-(user + system) is printed beside their wall time: on shared cores it says what the wall
-time would be on idle ones (the gradients use both cores).
+in one more run of the same command with the forward timed. The explain run's CPU time
+(user + system) is printed beside its wall time: on cores shared with other jobs the wall
+time overstates what the command costs.
 """
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -53,9 +53,17 @@ def run(*args: str) -> float:
     return time.perf_counter() - start
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def measured(*args: str) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak MB) of one run; the CPU time and peak are that process's own."""
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "topoxai.cli", "predict", *args]
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def forward_share(*args: str) -> tuple[float, float]:
@@ -85,22 +93,15 @@ def main() -> None:
         forward, timed_total = forward_share(*rows)
         few = Path(tmp) / "few.csv"
         raw.sample(args.explain_rows, replace=True, random_state=0).to_csv(few, index=False)
-        explained = []
-        for _ in range(args.repeat):
-            cpu = children_cpu()
-            wall = run(
-                "--model", args.model, "--input", str(few), "--output", str(out), "--explain"
-            )
-            explained.append((wall, children_cpu() - cpu))
-        # The largest child so far: the explain runs, which hold the integration paths.
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        explain = ("--model", args.model, "--input", str(few), "--output", str(out), "--explain")
+        explained = [measured(*explain) for _ in range(args.repeat)]
     print(f"startup (1 row, best of {args.repeat}): {startup:.2f} s")
     print(
         f"{args.rows} rows (best of {args.repeat}): {total:.2f} s -> {args.rows / total:,.0f} rows/s"
     )
     print(f"excluding startup: {args.rows / (total - startup):,.0f} rows/s")
     print(f"forward pass: {forward:.2f} s of {timed_total:.2f} s ({forward / timed_total:.0%})")
-    wall, cpu = min(explained)
+    wall, cpu, peak = min(explained)
     print(
         f"--explain, {args.explain_rows} rows (best of {args.repeat}): {wall:.2f} s "
         f"(CPU {cpu:.2f} s) -> {args.explain_rows / wall:,.0f} rows/s; peak {peak:,.0f} MB"
