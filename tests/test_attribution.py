@@ -48,6 +48,69 @@ def test_integrated_gradients_complete_on_the_mlp_probability():
     np.testing.assert_allclose(got.sum(axis=1), gap.numpy(), atol=1e-3)  # completeness
 
 
+def test_grouped_attributions_of_a_linear_network_are_weight_times_difference():
+    """A network whose output is linear in its inputs, w . x + c, attributed as it is (no
+    softmax): each raw feature gets the sum over its columns of w * (x - baseline), and the
+    features sum to f(x) - f(baseline), from the baseline predict measures from."""
+    frame = pd.DataFrame(
+        {"age": [50.0, 60.0, 70.0], "sex": ["M", "F", "M"], "pain": ["ASY", "NAP", "TA"]}
+    )
+    spec = fit_preprocessor(
+        frame.assign(t=[0, 1, 0]), target="t", categorical=["sex", "pain"], source_sha256="s"
+    )
+    net = nn.Linear(6, 1).double()
+    weights = np.array([2.0, -1.0, 0.5, 3.0, -2.0, 0.25])
+    with torch.no_grad():
+        net.weight.copy_(torch.as_tensor(weights[None]))
+        net.bias.fill_(0.7)
+    model = nn.Sequential(net, nn.Flatten(0))  # one output per row
+    x = spec.transform(frame.iloc[[0, 1, 2]])
+    baseline = attribution.even_baseline(spec)
+    groups = attribution.feature_groups(spec)
+    got = attribution.grouped(
+        attribution.integrated_gradients(model, x, baseline, steps=4), list(groups.values())
+    )
+    each = weights * (x - baseline)
+    expected = np.stack([each[:, g].sum(axis=1) for g in groups.values()], axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # Row 1 by hand: age 60 is the mean (0); sex F against (1/2, 1/2); pain NAP against 1/3 each.
+    sex = -1.0 * (1 - 1 / 2) + 0.5 * (0 - 1 / 2)
+    pain = 3.0 * (0 - 1 / 3) - 2.0 * (1 - 1 / 3) + 0.25 * (0 - 1 / 3)
+    np.testing.assert_allclose(got[1], [0.0, sex, pain], rtol=1e-6)
+    with torch.no_grad():
+        gap = model(torch.as_tensor(x)) - model(torch.as_tensor(baseline))
+    np.testing.assert_allclose(got.sum(axis=1), gap.numpy(), rtol=1e-6)  # completeness
+
+
+def test_even_baseline_is_the_training_mean_and_an_even_mix_of_categories():
+    frame = pd.DataFrame({"age": [50.0, 60.0, 76.0], "pain": ["ASY", "NAP", "TA"], "t": [0, 1, 0]})
+    spec = fit_preprocessor(frame, target="t", categorical=["pain"], source_sha256="s")
+    np.testing.assert_allclose(attribution.even_baseline(spec), [[0.0, 1 / 3, 1 / 3, 1 / 3]])
+    # The numeric part is the standardized training mean: 62 years in raw units.
+    mean = spec.transform(pd.DataFrame({"age": [62.0], "pain": ["ASY"]}))
+    assert mean[0, 0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_integrated_gradients_in_chunks_are_the_rows_of_one_batch(monkeypatch):
+    torch.manual_seed(0)
+    model = attribution.positive_probability(
+        nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2)).double()
+    )
+    x = np.random.default_rng(0).normal(size=(7, 3))
+    baseline = np.zeros((1, 3))
+    whole = attribution.integrated_gradients(model, x, baseline, steps=5)
+    monkeypatch.setattr(attribution, "PATH_POINTS", 11)  # 2 rows per call, the last 1 alone
+    np.testing.assert_allclose(
+        attribution.integrated_gradients(model, x, baseline, steps=5), whole, rtol=1e-12
+    )
+
+
+def test_grouped_keeps_the_sign_and_the_row():
+    attributions = np.array([[1.0, -3.0, 2.0], [3.0, 1.0, -2.0]])
+    got = attribution.grouped(attributions, [[0, 1], [2]])
+    np.testing.assert_array_equal(got, [[-2.0, 2.0], [4.0, -2.0]])
+
+
 def test_group_attributions_sum_within_a_row_before_the_absolute_value():
     attributions = np.array([[1.0, -1.0, 2.0], [3.0, 1.0, -2.0]])
     got = attribution.group_attributions(attributions, [[0, 1], [2]])

@@ -16,7 +16,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    # Validate params before paying for torch, ripser, kmapper and captum imports.
+    # Validate params before paying for torch, ripser and kmapper imports.
     from topoxai.explain import explain
     from topoxai.params import ParamsError
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from topoxai.errors import UserError, run_main
 
+TOP = 3  # features per row with --explain: the ones that moved it most, readable in one line
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="topoxai", description=__doc__)
@@ -25,6 +27,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--id", action="append", dest="ids", metavar="COLUMN",
         help="input column to copy to the output (repeatable); default: the row number",
+    )  # fmt: skip
+    p.add_argument(
+        "--explain", action="store_true",
+        help="add the features that moved each row's probability most from the baseline's",
+    )  # fmt: skip
+    p.add_argument(
+        "--top", type=int, metavar="N",
+        help=f"with --explain: features per row (default: {TOP})",
     )  # fmt: skip
     s = commands.add_parser(
         "show", help="check a model folder and print its card, one line per entry"
@@ -113,7 +123,12 @@ def _predict(args: argparse.Namespace) -> None:
 
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold must be in [0, 1] (got {args.threshold:g})")
-    table = predict_csv(args.model, args.input, threshold=args.threshold, id_columns=args.ids)
+    if args.top is not None and not args.explain:
+        raise UserError("--top needs --explain")
+    explain = (TOP if args.top is None else args.top) if args.explain else None
+    table = predict_csv(
+        args.model, args.input, threshold=args.threshold, id_columns=args.ids, explain=explain
+    )
     text = table.to_csv(index=False)
     if args.output == "-":
         sys.stdout.write(text)
