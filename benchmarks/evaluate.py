@@ -5,20 +5,17 @@ live params, writing to a temporary folder:
 
     python benchmarks/evaluate.py [--jobs 1 2]
 
-Peak memory is of the whole process tree (the stage and its worker processes, sampled
-every 50 ms), since GNU time's %M reports only the largest single process.
+Peak memory is of the whole process tree (the stage and its worker processes).
 """
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
 from ruamel.yaml import YAML
+from scale import measure  # benchmarks/scale.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,20 +30,8 @@ def run(jobs: int, tmp: Path) -> tuple[float, float]:
         yaml.dump(params, f)
     cmd = [sys.executable, "src/stages/evaluate.py", "--params", str(variant),
            "--raw", "data/raw/heart.csv", "--out", str(tmp / f"out-{jobs}")]  # fmt: skip
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
-    tree, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            members = [tree, *tree.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in members if p.is_running()))
-        except psutil.Error:  # a worker that ended between listing and reading
-            pass
-        time.sleep(0.05)
-    seconds = time.perf_counter() - start
-    if proc.returncode:
-        raise SystemExit(f"evaluate failed with jobs={jobs}")
-    return seconds, peak / 2**20
+    seconds, peak, _ = measure(cmd, ROOT, dict(os.environ))
+    return seconds, peak
 
 
 def main() -> None:

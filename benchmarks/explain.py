@@ -10,7 +10,7 @@ network on 700k rows (297 s for 2 epochs); the synthetic runs' metrics mean noth
     python benchmarks/explain.py                         # default, 100k and 1M rows
     python benchmarks/explain.py --sizes 100000 --parts  # and each part's time at the default
 
-Peak MB is GNU time's largest resident set of the stage script (one process).
+Peak MB is of the stage's whole process tree (its worker processes included).
 """
 
 import argparse

@@ -10,8 +10,8 @@ no-op `dvc repro train` and `topoxai predict` on the raw rows of the largest siz
     python benchmarks/scale.py                              # 10k, 100k, 1M rows
     python benchmarks/scale.py --sizes 10000 --hidden 1000 1000 --max-epochs 3
 
-Peak MB is the largest resident set of any one process of the command (GNU time's %M):
-for a stage, the stage script or DVC itself, whichever is larger.
+Peak MB is the resident memory of the command's whole process tree (sampled every 50 ms):
+for a stage run by DVC, DVC itself, the stage script and any worker processes together.
 """
 
 import argparse
@@ -119,16 +119,31 @@ def copy_project(path: Path, env: dict[str, str]) -> None:
 
 
 def measure(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, peak MB of the largest process, stderr) of a command that must succeed."""
-    with tempfile.NamedTemporaryFile("r") as peak:
+    """(wall seconds, peak MB of the process tree, stderr) of a command that must succeed.
+
+    The tree's resident sets summed, sampled every 50 ms: a stage with worker processes
+    (evaluate.jobs, explain.jobs) holds them all at once, which GNU time's %M (the largest
+    single process) would not show.
+    """
+    import psutil
+
+    with tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        # GNU time's %M: the largest resident set of the command and its waited-for children.
-        result = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", peak.name, *cmd],
-                                cwd=cwd, env=env, capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        tree, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                members = [tree, *tree.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in members))
+            except psutil.Error:  # a process that ended between listing and reading
+                pass
+            time.sleep(0.05)
         seconds = time.perf_counter() - start
-        if result.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
-        return seconds, int(peak.read().split()[-1]) / 1024, result.stderr
+        err.seek(0)
+        stderr = err.read()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{stderr}")
+    return seconds, peak / 2**20, stderr
 
 
 def bad_input(csv: Path, repo: Path, env: dict[str, str]) -> None:
