@@ -66,11 +66,12 @@ def test_experiments_compare_and_apply(baseline: Repo):
     assert header[:9] == ["Experiment", *headline]
     assert sorted(header[9:]) == ["evaluate.folds", "train.hidden", "train.lr"]
     assert any("[wide]" in row for row in rows[2:]) and any("[folds]" in row for row in rows[2:])
-    # Ranked by the cross-validated ROC-AUC, best first.
-    cells = [row.split("|")[2].strip() for row in rows[2:] if row.startswith("|")]
+    # The experiments ranked by the cross-validated ROC-AUC, best first (below the
+    # workspace's and the commit's rows, which DVC keeps on top).
+    cells = [row.split("|")[2].strip() for row in rows[2:] if "── " in row]
     means = [float(cell) for cell in cells if cell != "-"]
-    assert len(means) >= 3
-    assert means == sorted(means, reverse=True)
+    assert len(means) == 3
+    assert means == sorted(means, reverse=True), "\n".join(rows)
 
     repo.run("git", "checkout", "params.yaml")
     repo.dvc("checkout")
