@@ -33,7 +33,7 @@ BUDGET = "<= 30 s at the default size, <= 60 s at 1M rows, <= 2 GB peak, on 2 co
 def timed(name: str, step: Callable[[], Any]) -> Any:
     start = time.perf_counter()
     result = step()
-    print(f"{name:<22} {time.perf_counter() - start:6.2f} s", flush=True)
+    print(f"{name:<26} {time.perf_counter() - start:6.2f} s", flush=True)
     return result
 
 
@@ -103,46 +103,52 @@ def main() -> None:
 
 
 def parts(params_file: Path, model: Path, data: Path, out: Path) -> None:
-    """Each part in this process, in the order and with the threads `explain` uses."""
+    """Each part in this process, in the order, with the threads and the pool `explain` uses.
+
+    The workers run the controls, the layers' diagrams and the shuffles while this process
+    builds Mapper and the attributions, so the waits are what is left of the pool's work.
+    """
     start = time.perf_counter()
     import numpy as np
     import torch
     from threadpoolctl import threadpool_limits
 
-    from topoxai import attribution
+    from topoxai import attribution, controls, sample
     from topoxai import explain as ex
+    from topoxai.artifacts import load_card
     from topoxai.params import load_params
     from topoxai.pool import Pool
 
-    print(f"\n{'imports':<22} {time.perf_counter() - start:6.2f} s")
-    print("(topology includes starting the worker processes)")
+    print(f"\n{'imports':<26} {time.perf_counter() - start:6.2f} s")
     loaded = load_params(params_file)
     params, seed, level = loaded.explain, loaded.seed, loaded.level
     torch.set_num_threads(params.threads)
+    caps = {"max_points": params.max_points, "max_test_rows": params.max_test_rows}
     with threadpool_limits(limits=params.threads), Pool(params.jobs, params.threads) as pool:
-        caps = {"max_points": params.max_points, "max_test_rows": params.max_test_rows}
-        inputs = timed(
-            "load and sample",
-            lambda: ex.in_float64(ex.load_inputs(model, data, **caps, seed=seed)),
-        )
+        rows = timed("draw rows, start controls", lambda: sample.draw(data, **caps, seed=seed))
+        started = controls.start(pool, load_card(model)["architecture"], rows.points,
+                                 rows.labels, seed=seed, count=params.controls, k=params.k,
+                                 max_scale=params.filtration_max)  # fmt: skip
+        inputs = timed("load model", lambda: ex.in_float64(ex.load_inputs(model, rows)))
+        finish = timed("start layers' diagrams", lambda: ex.start_topology(
+            inputs, params, seed=seed, level=level, pool=pool, control_diagrams=started))  # fmt: skip
+        shuffles = ex.start_shuffles(inputs, params, seed=seed, pool=pool)
+        graph = timed("mapper", lambda: ex.mapper_report(inputs, params, seed=seed, level=level))
+        mapper_error = graph.feature_scores["mapper_error"]
         reports = [
-            timed(
-                "topology",
-                lambda: ex.topology_report(inputs, params, seed=seed, level=level, pool=pool),
-            ),
-            timed(
-                "neural persistence",
-                lambda: ex.weights_report(inputs, params, seed=seed, level=level, pool=pool),
-            ),
-            timed("mapper", lambda: ex.mapper_report(inputs, params, seed=seed, level=level)),
-        ]
-        mapper_error = reports[-1].feature_scores["mapper_error"]
-        reports.append(
             timed(
                 "attribution",
                 lambda: ex.attribution_report(inputs, params, seed=seed, mapper_error=mapper_error),
-            )
-        )
+            ),
+            timed("wait: topology", finish),
+            timed(
+                "wait: neural persistence",
+                lambda: ex.weights_report(
+                    inputs, params, seed=seed, level=level, pool=pool, shuffles=shuffles
+                ),
+            ),
+            graph,
+        ]
         timed("write (PNG, HTML, TSV)", lambda: ex.write(out, reports))
 
         print("attribution, of which:")

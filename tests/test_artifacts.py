@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-from topoxai.artifacts import ModelError, architecture, load_initial, load_model, save_model
+from topoxai.artifacts import (
+    ModelError,
+    architecture,
+    load_card,
+    load_initial,
+    load_model,
+    save_model,
+)
 from topoxai.features import fit_preprocessor
 from topoxai.model import MLP
 
@@ -90,3 +97,25 @@ def test_malformed_card_is_a_model_error(tmp_path, card):
     (tmp_path / "m" / "model.json").write_bytes(card.encode("latin-1"))
     with pytest.raises(ModelError, match=r"model\.json"):
         load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [None, {"in_features": 1, "hidden": [2, "x"], "out_features": 2},
+     {"in_features": 0, "hidden": [2], "out_features": 2}, {"in_features": 1, "out_features": 2},
+     {"in_features": True, "hidden": [2], "out_features": 2}],
+)  # fmt: skip
+def test_a_card_without_a_usable_architecture_is_one_model_error(tmp_path, arch):
+    """load_card, which the explain stage reads before importing torch, checks the layer
+    sizes it starts the untrained controls with."""
+    frame = pd.DataFrame({"a": [1.0, 2.0], "t": [0, 1]})
+    spec = fit_preprocessor(frame, target="t", categorical=[], source_sha256="s")
+    net = MLP(1, (2,), 2)
+    card = save_model(tmp_path / "m", net, spec, {"architecture": architecture(net),
+                      "feature_names": ["a"]}, initial=net.state_dict())  # fmt: skip
+    assert load_card(tmp_path / "m") == card
+    card["architecture"] = arch
+    (tmp_path / "m" / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"model\.json: no architecture entry") as err:
+        load_card(tmp_path / "m")
+    assert "\n" not in str(err.value)

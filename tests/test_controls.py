@@ -1,15 +1,28 @@
 """topoxai.controls: untrained networks drawn as the train stage draws its initialisation."""
 
 import math
+import subprocess
+import sys
 
 import lightning
 import numpy as np
+import pytest
 import torch
 from scipy import stats
 
 from topoxai.artifacts import architecture
 from topoxai.classifier import Classifier
-from topoxai.controls import control_seeds, untrained
+from topoxai.controls import (
+    control_persistence,
+    control_seeds,
+    draw,
+    last_hidden,
+    start,
+    untrained,
+)
+from topoxai.errors import DataError
+from topoxai.pool import Pool
+from topoxai.topology import knn_persistence
 
 
 def test_control_seeds_are_derived_and_distinct():
@@ -49,3 +62,37 @@ def test_controls_are_seeded_and_leave_torchs_generator_alone():
               (("first", first), ("second", second), ("again", again))}  # fmt: skip
     assert torch.equal(weight["again"], weight["first"])
     assert not torch.equal(weight["second"], weight["first"])
+
+
+def test_a_controls_last_hidden_layer_is_the_mlps_in_numpy():
+    """The workers run a control in numpy (no torch there): the same activations as the
+    MLP built from the same draw, and its diagrams are knn_persistence of them per class."""
+    arch = architecture(Classifier(6, (40, 30), 2).net)
+    x = np.random.default_rng(0).normal(size=(50, 6))
+    (net,) = untrained(arch, [11])
+    with torch.no_grad():
+        expected = net.activations(torch.from_numpy(x))[-2].numpy()
+    ours = last_hidden(draw(arch, 11), x)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
+    groups = [np.arange(25), np.arange(25, 50)]
+    diagrams = control_persistence(arch, 11, x, groups, 4, 6.0)
+    for rows, diagram in zip(groups, diagrams, strict=True):
+        for dim in (0, 1):
+            np.testing.assert_array_equal(diagram[dim], knn_persistence(ours[rows], 4, 6.0)[dim])
+
+
+def test_starting_controls_checks_the_class_sizes_first():
+    labels = np.repeat([0, 1], [30, 9])
+    with Pool(1, 1) as pool, pytest.raises(DataError, match=r"explain.k = 4 needs more than 9"):
+        start(pool, {"in_features": 2, "hidden": [3], "out_features": 2},
+              np.zeros((39, 2)), labels, seed=0, count=2, k=4, max_scale=1.0)  # fmt: skip
+
+
+def test_the_explain_stage_draws_its_rows_and_starts_controls_without_torch():
+    """What the stage does before importing torch (so that its workers compute meanwhile)."""
+    code = "import sys, topoxai.sample, topoxai.controls, topoxai.artifacts, topoxai.pool; "
+    code += "print(sorted({'torch', 'lightning', 'kmapper'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "[]\n"

@@ -20,19 +20,12 @@ from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier
 from topoxai.data import split_path, write_split
 from topoxai.errors import DataError
-from topoxai.explain import (
-    explain,
-    in_float64,
-    layer_names,
-    load_inputs,
-    simple_sample,
-    stratified_sample,
-    topology_report,
-)
+from topoxai.explain import explain, in_float64, layer_names, load_inputs, topology_report
 from topoxai.features import Preprocessor, fit_preprocessor
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError, parse
 from topoxai.pool import Pool
+from topoxai.sample import draw, simple, stratified
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ExplainParams(
@@ -57,6 +50,11 @@ OUTPUTS = {
     "metrics.json", "betti.tsv", "layers.tsv", "neural_persistence.tsv", "features.tsv",
     "diagrams.png", "mapper.png", "neural_persistence.png", "mapper.html", "controls.tsv",
 }  # fmt: skip
+
+
+def _rows(data: Path, params: ExplainParams = TINY, seed: int = 0):
+    """The rows the stage draws with these params and seed."""
+    return draw(data, max_points=params.max_points, max_test_rows=params.max_test_rows, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +92,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     threads = torch.get_num_threads()
     metrics = explain(
-        TINY, seed=0, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
+        TINY, seed=0, level=0.95, model_dir=workspace / "models", rows=_rows(workspace / "data"),
         out=tmp_path / "first",
     )  # fmt: skip
     assert torch.get_num_threads() == threads  # restored
@@ -177,9 +175,7 @@ def test_control_is_the_saved_initialisation_not_a_replay_of_the_seed(workspace,
             "classes": spec.classes, "training": {"seed": 3}}  # fmt: skip
     save_model(tmp_path / "models", module.net.eval(), spec, card, initial=started)
 
-    control = load_inputs(
-        tmp_path / "models", workspace / "data", max_points=50, max_test_rows=50, seed=0
-    ).control
+    control = load_inputs(tmp_path / "models", _rows(workspace / "data")).control
     for name, tensor in started.items():
         assert torch.equal(control.state_dict()[name], tensor), name
     torch.manual_seed(3)
@@ -201,7 +197,7 @@ def test_model_without_initial_weights_is_one_error(workspace, tmp_path):
             seed=0,
             level=0.95,
             model_dir=models,
-            data_dir=workspace / "data",
+            rows=_rows(workspace / "data"),
             out=tmp_path / "o",
         )
     assert "\n" not in str(err.value)
@@ -232,7 +228,7 @@ def test_data_from_another_preprocessing_is_one_error(workspace, tmp_path):
             seed=0,
             level=0.95,
             model_dir=workspace / "models",
-            data_dir=data,
+            rows=_rows(data),
             out=tmp_path / "o",
         )
     assert not (tmp_path / "o").exists()
@@ -241,7 +237,7 @@ def test_data_from_another_preprocessing_is_one_error(workspace, tmp_path):
 def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
     params = dataclasses.replace(TINY, k=30)
     with pytest.raises(DataError, match=r"explain.k = 30 needs more than 61 rows per class"):
-        explain(params, seed=0, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
+        explain(params, seed=0, level=0.95, model_dir=workspace / "models", rows=_rows(workspace / "data"),
                 out=tmp_path / "o")  # fmt: skip
 
 
@@ -294,11 +290,11 @@ def test_stage_reports_bad_params_before_any_heavy_import(tmp_path):
 def test_input_and_the_last_hidden_layer_are_always_analysed(workspace, tmp_path):
     """The ratio and Betti curves compare input with the last hidden layer, whatever is listed."""
     params = dataclasses.replace(TINY, layers=("hidden1",))
-    metrics = explain(params, seed=0, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
+    metrics = explain(params, seed=0, level=0.95, model_dir=workspace / "models", rows=_rows(workspace / "data"),
                       out=tmp_path / "o")  # fmt: skip
     layers = pd.read_csv(tmp_path / "o/layers.tsv", sep="\t")
     assert layers["layer"].tolist() == ["input", "hidden1", "hidden2"]
-    full = explain(TINY, seed=0, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
+    full = explain(TINY, seed=0, level=0.95, model_dir=workspace / "models", rows=_rows(workspace / "data"),
                    out=tmp_path / "full")  # fmt: skip
     assert metrics["topology"] == full["topology"]  # the same two layers compared
 
@@ -321,21 +317,21 @@ def test_stage_names_the_params_file_for_a_layer_the_model_lacks(workspace, tmp_
 
 def test_stratified_sample_takes_exactly_the_capped_count_of_each_class():
     labels = np.repeat([0, 1, 2], [50, 7, 20])
-    chosen = stratified_sample(labels, 10, np.random.default_rng(0))
+    chosen = stratified(labels, 10, np.random.default_rng(0))
     assert np.bincount(labels[chosen]).tolist() == [10, 7, 10]
     assert (np.diff(chosen) > 0).all()  # sorted, no row twice
     assert (chosen[labels[chosen] == 1] == np.flatnonzero(labels == 1)).all()  # under the cap
-    again = stratified_sample(labels, 10, np.random.default_rng(0))
+    again = stratified(labels, 10, np.random.default_rng(0))
     assert np.array_equal(chosen, again)  # seeded
-    assert np.array_equal(stratified_sample(labels, 50, np.random.default_rng(1)), np.arange(77))
-    assert simple_sample(5, 9, np.random.default_rng(0)).tolist() == [0, 1, 2, 3, 4]
-    some = simple_sample(100, 9, np.random.default_rng(0))
+    assert np.array_equal(stratified(labels, 50, np.random.default_rng(1)), np.arange(77))
+    assert simple(5, 9, np.random.default_rng(0)).tolist() == [0, 1, 2, 3, 4]
+    some = simple(100, 9, np.random.default_rng(0))
     assert len(some) == len(set(some)) == 9
 
 
 def test_caps_bound_the_rows_each_part_analyses_and_are_recorded(workspace, tmp_path):
     params = dataclasses.replace(TINY, max_points=30, max_test_rows=12)
-    metrics = explain(params, seed=5, level=0.95, model_dir=workspace / "models", data_dir=workspace / "data",
+    metrics = explain(params, seed=5, level=0.95, model_dir=workspace / "models", rows=_rows(workspace / "data", params, seed=5),
                       out=tmp_path / "o")  # fmt: skip
     assert metrics["sample"] == {
         "seed": 5,
@@ -360,10 +356,9 @@ def test_the_default_data_gives_the_same_ratios_subsampled_within_the_intervals(
         inputs = in_float64(
             load_inputs(
                 small_run / "models",
-                small_run / "data/processed",
-                max_points=max_points,
-                max_test_rows=300,
-                seed=42,
+                draw(
+                    small_run / "data/processed", max_points=max_points, max_test_rows=300, seed=42
+                ),
             )
         )
         with Pool(1, 1) as pool:

@@ -4,20 +4,24 @@ Plain data only: nothing in the folder runs code when loaded, so a model pulled 
 shared DVC remote need not be trusted the way a pickle must.
 """
 
+from __future__ import annotations
+
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from topoxai.errors import UserError
 from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, json_text, sha256_file
-from topoxai.model import MLP
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written: `load_card` needs none
+    import torch
+
+    from topoxai.model import MLP
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -50,6 +54,8 @@ def save_model(
 
     `initial` is the network's state_dict from before training (see INITIAL).
     """
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     state, start = _plain(net.state_dict()), _plain(initial)
     if {k: v.shape for k, v in start.items()} != {k: v.shape for k, v in state.items()}:
@@ -69,6 +75,19 @@ def save_model(
 def load_model(folder: str | Path) -> Model:
     """Load and cross-check a model folder; ModelError names the file that does not fit."""
     folder = Path(folder)
+    card = load_card(folder)
+    try:
+        return _check_and_build(folder, card)
+    except (KeyError, TypeError, ValueError) as err:  # a card edited by hand
+        raise ModelError(f"{folder / CARD}: missing or malformed entry ({err!r})") from None
+
+
+def load_card(folder: Path) -> dict[str, Any]:
+    """The model card of a model folder, with an architecture entry of the right shape.
+
+    Without torch: the explain stage reads the architecture to start its untrained controls
+    before it imports torch. `load_model` checks the rest.
+    """
     card_path = folder / CARD
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
@@ -80,10 +99,15 @@ def load_model(folder: str | Path) -> Model:
         raise ModelError(f"{card_path}: not a readable JSON model card ({err})") from None
     if not isinstance(card, dict) or card.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{card_path}: not a model card of format_version {FORMAT_VERSION}")
-    try:
-        return _check_and_build(folder, card)
-    except (KeyError, TypeError, ValueError) as err:  # a card edited by hand
-        raise ModelError(f"{card_path}: missing or malformed entry ({err!r})") from None
+    if not all(type(n) is int and n > 0 for n in _layer_sizes(card.get("architecture"))):
+        raise ModelError(f"{card_path}: no architecture entry with positive integer layer sizes")
+    return card
+
+
+def _layer_sizes(arch: Any) -> list[Any]:
+    if not isinstance(arch, dict) or not isinstance(arch.get("hidden"), list):
+        return [None]
+    return [arch.get("in_features"), *arch["hidden"], arch.get("out_features")]
 
 
 def load_initial(folder: str | Path, card: dict[str, Any]) -> MLP:
@@ -118,6 +142,10 @@ def _check_file(folder: Path, card: dict[str, Any], name: str) -> None:
 
 
 def _network(path: Path, arch: dict[str, Any]) -> MLP:
+    from safetensors.torch import load_file
+
+    from topoxai.model import MLP
+
     net = MLP.from_architecture(arch)
     try:
         net.load_state_dict(load_file(str(path)))

@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,17 +23,17 @@ from threadpoolctl import threadpool_limits
 
 from topoxai import attribution, controls, mapper, stats, topology
 from topoxai.artifacts import architecture, load_initial, load_model
-from topoxai.data import SPLITS, read_split, split_path
 from topoxai.errors import DataError
 from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, json_text
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError
 from topoxai.pool import Pool
+from topoxai.sample import Sample, stream
 
 NETWORKS = ("trained", "control")
 DPI = 100
-SAMPLE_STREAM, HALVES = 1, 4  # spawn keys under `seed` (controls.py has 2 and 3)
+HALVES = 4  # a spawn key under `seed` (sample.py lists them all)
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,18 @@ def explain(
     seed: int,
     level: float,
     model_dir: Path,
-    data_dir: Path,
+    rows: Sample,
     out: Path,
+    pool: Pool | None = None,
+    control_diagrams: Iterator[list[list[np.ndarray]]] | None = None,
 ) -> dict[str, Any]:
-    """Run every part and write the folder `out` all at once; return its metrics.
+    """Run every part on the model in `model_dir` and the rows `sample.draw` drew with
+    `params` and `seed`; write the folder `out` all at once and return its metrics.
 
-    Intervals are at `level`; a p-value below 1 - `level` is called significant.
+    Intervals are at `level`; a p-value below 1 - `level` is called significant. The
+    persistence computations run on `pool` (by default one of `params.jobs` processes);
+    `control_diagrams` are the untrained controls if the caller started them already
+    (`controls.start` with these rows, the model card's architecture and `params`).
     """
     threads = torch.get_num_threads()
     try:
@@ -79,90 +86,59 @@ def explain(
         # depend on the machine's core count, and DVC sees the same hashes everywhere.
         torch.set_num_threads(params.threads)
         with threadpool_limits(limits=params.threads):
-            inputs = in_float64(
-                load_inputs(
-                    model_dir,
-                    data_dir,
-                    max_points=params.max_points,
-                    max_test_rows=params.max_test_rows,
+            inputs = in_float64(load_inputs(model_dir, rows))
+            with nullcontext(pool) if pool else Pool(params.jobs, params.threads) as workers:
+                # Every persistence computation is started now, and the workers run them
+                # while this process builds the Mapper graph and the attributions.
+                finish_topology = start_topology(
+                    inputs,
+                    params,
                     seed=seed,
+                    level=level,
+                    pool=workers,
+                    control_diagrams=control_diagrams,
                 )
-            )
-            with Pool(params.jobs, params.threads) as pool:
+                shuffles = start_shuffles(inputs, params, seed=seed, pool=workers)
+                graph = mapper_report(inputs, params, seed=seed, level=level)
+                mapper_error = graph.feature_scores["mapper_error"]
+                attributions = attribution_report(
+                    inputs, params, seed=seed, mapper_error=mapper_error
+                )
                 reports = [
                     Report(metrics={"sample": inputs.sample}),
-                    topology_report(inputs, params, seed=seed, level=level, pool=pool),
-                    weights_report(inputs, params, seed=seed, level=level, pool=pool),
-                    mapper_report(inputs, params, seed=seed, level=level),
+                    finish_topology(),
+                    weights_report(
+                        inputs, params, seed=seed, level=level, pool=workers, shuffles=shuffles
+                    ),
+                    graph,
+                    attributions,
                 ]
-            mapper_error = reports[-1].feature_scores["mapper_error"]
-            reports.append(attribution_report(inputs, params, seed=seed, mapper_error=mapper_error))
     finally:
         torch.set_num_threads(threads)
     return write(out, reports)
 
 
-def load_inputs(
-    model_dir: Path, data_dir: Path, *, max_points: int, max_test_rows: int, seed: int
-) -> Inputs:
-    """The trained model, its untrained control and the rows to analyse, cross-checked.
-
-    Rows are sampled here, before any forward pass, so that no part's cost grows with the
-    data: a seeded stratified sample of at most `max_points` rows per class from every split
-    for the topology, and a seeded simple random sample of at most `max_test_rows` test rows
-    for Mapper and the attributions (so their shares estimate the whole split's). A class or
-    split within its cap is used whole, in its order, with no draw.
-    """
+def load_inputs(model_dir: Path, rows: Sample) -> Inputs:
+    """The trained model and its untrained control, with the rows `sample.draw` drew for it
+    (from data the model's own preprocessing produced: checked here)."""
     model = load_model(model_dir)
-    control = load_initial(model_dir, model.card)
-    spec_path = data_dir / SPEC_FILE
-    if not spec_path.is_file() or Preprocessor.load(spec_path) != model.spec:
+    if rows.spec != model.spec:
         raise DataError(
-            f"{spec_path}: missing or not the preprocessing {model_dir} was trained with; "
+            f"{rows.folder / SPEC_FILE}: not the preprocessing {model_dir} was trained with; "
             "rerun the pipeline"
         )
-    splits = {name: read_split(split_path(data_dir, name), model.spec) for name in SPLITS}
-    x = np.concatenate([splits[name][0] for name in SPLITS])
-    y = np.concatenate([splits[name][1] for name in SPLITS])
-    rng = np.random.default_rng(_stream(seed, SAMPLE_STREAM))
-    chosen = stratified_sample(y, max_points, rng)
-    test_x, test_y, test_rows = splits["test"]
-    tested = simple_sample(len(test_y), max_test_rows, rng)
-    classes = np.unique(y).tolist()
-    name = {c: f"class_{model.spec.classes[c]}" for c in classes}
-    sample = {
-        "seed": seed,
-        "topology_rows": {name[c]: int((y[chosen] == c).sum()) for c in classes},
-        "topology_rows_available": {name[c]: int((y == c).sum()) for c in classes},
-        "test_rows": len(tested),
-        "test_rows_available": len(test_y),
-    }
     return Inputs(
         trained=model.net,
-        control=control,
+        control=load_initial(model_dir, model.card),
         spec=model.spec,
-        points=x[chosen],
-        labels=y[chosen],
-        test=test_x[tested],
-        test_labels=test_y[tested],
-        test_rows=test_rows[tested],
-        baseline=splits["train"][0].astype(np.float64).mean(axis=0, keepdims=True),
-        sample=sample,
+        points=rows.points,
+        labels=rows.labels,
+        test=rows.test,
+        test_labels=rows.test_labels,
+        test_rows=rows.test_rows,
+        baseline=rows.baseline,
+        sample=rows.record,
     )
-
-
-def stratified_sample(labels: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices of at most `cap` rows of each class, drawn without replacement."""
-    chosen = []
-    for c in np.unique(labels):
-        rows = np.flatnonzero(labels == c)
-        chosen.append(rows if len(rows) <= cap else rng.choice(rows, cap, replace=False))
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
-
-
-def simple_sample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices of at most `cap` of `n` rows, drawn without replacement."""
-    return np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
 
 
 def in_float64(inputs: Inputs) -> Inputs:
@@ -208,28 +184,85 @@ def representations(net: MLP, x: np.ndarray) -> dict[str, np.ndarray]:
     return {"input": x.astype(np.float64), **layers}
 
 
+def start_controls(
+    inputs: Inputs, params: ExplainParams, *, seed: int, pool: Pool
+) -> Iterator[list[list[np.ndarray]]]:
+    """`controls.start` on the points and architecture of `inputs`."""
+    return controls.start(
+        pool,
+        architecture(inputs.trained),
+        inputs.points,
+        inputs.labels,
+        seed=seed,
+        count=params.controls,
+        k=params.k,
+        max_scale=params.filtration_max,
+    )
+
+
 def topology_report(
     inputs: Inputs, params: ExplainParams, *, seed: int, level: float, pool: Pool
 ) -> Report:
-    """Persistent homology of each class in each chosen layer, with intervals and controls.
+    """Persistent homology of each class in each chosen layer, with intervals and controls
+    (`start_topology`, waited for)."""
+    return start_topology(inputs, params, seed=seed, level=level, pool=pool)()
+
+
+def start_topology(
+    inputs: Inputs,
+    params: ExplainParams,
+    *,
+    seed: int,
+    level: float,
+    pool: Pool,
+    control_diagrams: Iterator[list[list[np.ndarray]]] | None = None,
+) -> Callable[[], Report]:
+    """Start every persistence computation of the topology report on `pool`; the function
+    returned waits for them and builds the report.
 
     Uses rows of every split (train, val and test): topology describes how the network
     reshapes the data, not how it generalises, and more points give steadier k-NN graphs.
     Intervals come from half-samples of each class (`stats.half_samples`); the trained
     network's last hidden layer is placed among `params.controls` untrained networks drawn
-    as training draws them (`controls.untrained`), on the same points.
+    as training draws them (`control_diagrams`: `start_controls`, started here if not yet).
+    All of them are submitted at once, so the point clouds wait in this process until a
+    worker takes them: bounded by the caps, about 70 MB with the default params.
     """
     x, y = inputs.points, inputs.labels
-    _check_class_sizes(y, params.k)
+    if control_diagrams is None:
+        control_diagrams = start_controls(inputs, params, seed=seed, pool=pool)
     depth = len(inputs.trained.hidden)
-    every = layer_names(("input", "hidden", "logits"), depth)
     last = f"hidden{depth}"  # the simplification ratio compares the input with this one
     names = layer_names((*params.layers, "input", last), depth)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+    halves = stats.half_samples(groups, resamples=params.resamples, seed=stream(seed, HALVES))
+    keys, results = _start_diagrams(inputs, x, names, groups, halves, params, pool)
+
+    def finish() -> Report:
+        diagrams = dict(zip(keys, results, strict=True))
+        for j, by_class in enumerate(control_diagrams):
+            diagrams |= {("null", j, last, i): diagram for i, diagram in enumerate(by_class)}
+        return _topology_report(inputs, params, diagrams, halves, names, seed=seed, level=level)
+
+    return finish
+
+
+def _topology_report(
+    inputs: Inputs,
+    params: ExplainParams,
+    diagrams: dict["Key", list[np.ndarray]],
+    halves: list[list[np.ndarray]],
+    names: list[str],
+    *,
+    seed: int,
+    level: float,
+) -> Report:
+    y = inputs.labels
+    depth = len(inputs.trained.hidden)
+    every = layer_names(("input", "hidden", "logits"), depth)
+    last = f"hidden{depth}"
     classes = np.unique(y).tolist()
-    groups = [np.flatnonzero(y == c) for c in classes]
-    halves = stats.half_samples(groups, resamples=params.resamples, seed=_stream(seed, HALVES))
     seeds = controls.control_seeds(seed, params.controls)
-    diagrams = _diagrams(inputs, x, names, last, groups, halves, seeds, params, pool)
     totals = {
         key: [topology.total_persistence(d, params.filtration_max) for d in dgms]
         for key, dgms in diagrams.items()
@@ -340,31 +373,47 @@ def _compared(
     }
 
 
+def _weights(net: MLP) -> list[np.ndarray]:
+    return [layer.weight.detach().double().numpy() for layer in [*net.hidden, net.output]]
+
+
+def start_shuffles(
+    inputs: Inputs, params: ExplainParams, *, seed: int, pool: Pool
+) -> Iterator[list[list[float]]]:
+    """Start `params.controls` shuffles of the trained weights on `pool` (one job per worker;
+    `topology.shuffled_persistence`)."""
+    chunks = np.array_split(np.arange(params.controls), pool.workers)
+    weights = _weights(inputs.trained)
+    jobs = [(weights, seed, range(c[0], c[-1] + 1)) for c in chunks if len(c)]
+    return pool.start(topology.shuffled_persistence, jobs)
+
+
 def weights_report(
-    inputs: Inputs, params: ExplainParams, *, seed: int, level: float, pool: Pool
+    inputs: Inputs,
+    params: ExplainParams,
+    *,
+    seed: int,
+    level: float,
+    pool: Pool,
+    shuffles: Iterator[list[list[float]]] | None = None,
 ) -> Report:
     """Neural persistence of every weight matrix, beside its matched random control.
 
     Girrbach et al. (TMLR 2023) show that neural persistence mostly tracks the weights'
     variance, so each trained layer is compared with `params.controls` shuffles of its own
-    weights (`topology.shuffled_persistence`: the same variance and values, no structure): an
-    interval of those draws, and where the trained value falls among them (two-sided p, z).
+    weights (`shuffles`: `start_shuffles`, started here if not already; the same variance and
+    values, no structure): an interval of those draws, and where the trained value falls
+    among them (two-sided p, z).
     """
+    if shuffles is None:
+        shuffles = start_shuffles(inputs, params, seed=seed, pool=pool)
     report = Report()
     table: dict[str, Any] = {}
-    weights = {}
     for network in NETWORKS:
-        net: MLP = getattr(inputs, network)
-        weights[network] = [
-            layer.weight.detach().double().numpy() for layer in [*net.hidden, net.output]
-        ]
-        table[f"{network}_np"] = topology.neural_persistence(weights[network])
-        table[f"{network}_weight_std"] = [float(w.std()) for w in weights[network]]
-    chunks = np.array_split(np.arange(params.controls), pool.workers)  # one job per worker
-    jobs = [(weights["trained"], seed, range(c[0], c[-1] + 1)) for c in chunks if len(c)]
-    draws = np.array(
-        [row for rows in pool.map(topology.shuffled_persistence, jobs) for row in rows]
-    )  # controls x layers
+        weights = _weights(getattr(inputs, network))
+        table[f"{network}_np"] = topology.neural_persistence(weights)
+        table[f"{network}_weight_std"] = [float(w.std()) for w in weights]
+    draws = np.array([row for rows in shuffles for row in rows])  # controls x layers
     names = [*(f"hidden{i}" for i in range(1, len(inputs.trained.hidden) + 1)), "logits"]
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
     table["matched_np"], table["matched_np_low"], table["matched_np_high"] = (
@@ -517,58 +566,39 @@ def write(out: Path, reports: list[Report]) -> dict[str, Any]:
     return metrics
 
 
-def _check_class_sizes(y: np.ndarray, k: int) -> None:
-    values, counts = np.unique(y, return_counts=True)
-    if counts.min() // 2 <= k:
-        small = values[counts.argmin()]
-        raise DataError(
-            f"explain.k = {k} needs more than {2 * k + 1} rows per class (half of them for "
-            f"the intervals' k-NN graphs); class index {small} has {counts.min()}"
-        )
-
-
 Key = tuple[Any, ...]  # ("full", network, layer, class) / ("half", b, ...) / ("null", i, ...)
 
 
-def _diagrams(
+def _start_diagrams(
     inputs: Inputs,
     x: np.ndarray,
     names: list[str],
-    last: str,
     groups: list[np.ndarray],
     halves: list[list[np.ndarray]],
-    seeds: list[int],
     params: ExplainParams,
     pool: Pool,
-) -> dict[Key, list[np.ndarray]]:
-    """Persistence diagrams of every point cloud the report needs, on the worker processes.
+) -> tuple[list[Key], Iterator[list[np.ndarray]]]:
+    """Persistence diagrams of the trained network and its own initialisation, started on
+    the pool: their keys, and the diagrams in that order.
 
     Keys end with the class's position. "full": each network's chosen layers on all the
     points (the input's once, under "trained"); "half": the trained network's layers on each
-    half-sample; "null": each untrained control's last hidden layer on all the points.
+    half-sample.
     """
     reps = {network: representations(getattr(inputs, network), x) for network in NETWORKS}
     keys: list[Key] = []
-
-    def clouds() -> Iterator[tuple[np.ndarray, int, float]]:
-        for network, name in itertools.product(NETWORKS, names):
-            if name == "input" and network != NETWORKS[0]:
-                continue
-            for i, rows in enumerate(groups):
-                keys.append(("full", network, name, i))
-                yield reps[network][name][rows], params.k, params.filtration_max
-        for b, draw in enumerate(halves):
-            for name, (i, rows) in itertools.product(names, enumerate(draw)):
-                keys.append(("half", b, name, i))
-                yield reps["trained"][name][rows], params.k, params.filtration_max
-        for j, net in enumerate(controls.untrained(architecture(inputs.trained), seeds)):
-            hidden = representations(net, x)[last]
-            for i, rows in enumerate(groups):
-                keys.append(("null", j, last, i))
-                yield hidden[rows], params.k, params.filtration_max
-
-    results = list(pool.map(topology.knn_persistence, clouds()))
-    return dict(zip(keys, results, strict=True))
+    clouds = []
+    for network, name in itertools.product(NETWORKS, names):
+        if name == "input" and network != NETWORKS[0]:
+            continue
+        for i, rows in enumerate(groups):
+            keys.append(("full", network, name, i))
+            clouds.append((reps[network][name][rows], params.k, params.filtration_max))
+    for b, draw in enumerate(halves):
+        for name, (i, rows) in itertools.product(names, enumerate(draw)):
+            keys.append(("half", b, name, i))
+            clouds.append((reps["trained"][name][rows], params.k, params.filtration_max))
+    return keys, pool.start(topology.knn_persistence, clouds)
 
 
 def _layer_table(
@@ -608,11 +638,6 @@ def _betti_table(
             ]
             table[f"{label}_b{dim}"] = np.sum(curves, axis=0)
     return pd.DataFrame(table)
-
-
-def _stream(seed: int, key: int) -> int:
-    """A seed of its own for one kind of draw, derived from the stage's `seed`."""
-    return int(np.random.SeedSequence(seed, spawn_key=(key,)).generate_state(1)[0])
 
 
 def _divide(a: float, b: float) -> float:
