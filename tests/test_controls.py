@@ -18,9 +18,9 @@ from topoxai.controls import (
     draw,
     last_hidden,
     start,
-    untrained,
 )
 from topoxai.errors import DataError
+from topoxai.model import MLP
 from topoxai.pool import Pool
 from topoxai.topology import knn_persistence
 
@@ -31,16 +31,24 @@ def test_control_seeds_are_derived_and_distinct():
     assert control_seeds(43, 3) != seeds
 
 
+def _state(layers: list) -> dict[str, np.ndarray]:
+    """A control's draw under the names of the MLP's state_dict."""
+    names = [*(f"hidden.{i}" for i in range(len(layers) - 1)), "output"]
+    return {f"{name}.{kind}": array for name, (weight, bias) in zip(names, layers, strict=True)
+            for kind, array in (("weight", weight), ("bias", bias))}  # fmt: skip
+
+
 def test_a_control_has_the_distribution_of_the_train_stages_initialisation():
     arch = architecture(Classifier(50, (200, 30), 2).net)
-    (control,) = untrained(arch, [7])
+    control = _state(draw(arch, 7))
     state = torch.random.get_rng_state()
     lightning.seed_everything(7, workers=True, verbose=False)  # as topoxai.train does
     started = Classifier(50, (200, 30), 2).net  # the train stage's own initialisation
     lightning.seed_everything(0, verbose=False)
     torch.random.set_rng_state(state)
+    assert list(control) == list(started.state_dict())
     for name, tensor in started.state_dict().items():
-        ours = control.state_dict()[name].numpy()
+        ours = control[name]
         assert ours.dtype == np.float64 and ours.shape == tuple(tensor.shape)
         theirs = tensor.double().numpy().ravel()
         layer = started.get_submodule(name.rsplit(".", 1)[0])
@@ -52,16 +60,11 @@ def test_a_control_has_the_distribution_of_the_train_stages_initialisation():
             assert not np.array_equal(ours.ravel(), theirs)
 
 
-def test_controls_are_seeded_and_leave_torchs_generator_alone():
+def test_controls_are_seeded():
     arch = architecture(Classifier(5, (7, 3), 2).net)
-    state = torch.random.get_rng_state()
-    first, second = untrained(arch, [1, 2])
-    assert torch.equal(torch.random.get_rng_state(), state)
-    (again,) = untrained(arch, [1])
-    weight = {name: net.state_dict()["hidden.0.weight"] for name, net in
-              (("first", first), ("second", second), ("again", again))}  # fmt: skip
-    assert torch.equal(weight["again"], weight["first"])
-    assert not torch.equal(weight["second"], weight["first"])
+    first, second, again = (draw(arch, seed)[0][0] for seed in (1, 2, 1))
+    assert np.array_equal(again, first)
+    assert not np.array_equal(second, first)
 
 
 def test_a_controls_last_hidden_layer_is_the_mlps_in_numpy():
@@ -69,7 +72,8 @@ def test_a_controls_last_hidden_layer_is_the_mlps_in_numpy():
     MLP built from the same draw, and its diagrams are knn_persistence of them per class."""
     arch = architecture(Classifier(6, (40, 30), 2).net)
     x = np.random.default_rng(0).normal(size=(50, 6))
-    (net,) = untrained(arch, [11])
+    net = MLP.from_architecture(arch).double()
+    net.load_state_dict({name: torch.from_numpy(a) for name, a in _state(draw(arch, 11)).items()})
     with torch.no_grad():
         expected = net.activations(torch.from_numpy(x))[-2].numpy()
     ours = last_hidden(draw(arch, 11), x)

@@ -6,8 +6,8 @@ initialisations rather than with its own only (Wheeler, Bouza & Bubenik 2021: to
 complexity need not fall with training). Neural persistence's control, shuffled weights,
 is `topology.shuffled_persistence`.
 
-numpy only (torch is imported by `untrained` alone): a control is one job of the explain
-stage's worker processes, drawn, run and measured there, so those processes never load torch.
+numpy only: a control is one job of the explain stage's worker processes, drawn, run and
+measured there, so those processes never load torch.
 """
 
 import itertools
@@ -21,7 +21,6 @@ from topoxai import topology
 from topoxai.errors import DataError
 
 if TYPE_CHECKING:
-    from topoxai.model import MLP
     from topoxai.pool import Pool
 
 CONTROL_STREAM = 2  # a spawn key under `seed` (sample.py lists them all)
@@ -102,22 +101,3 @@ def start(
     groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     jobs = [(architecture, s, points, groups, k, max_scale) for s in control_seeds(seed, count)]
     return pool.start(control_persistence, jobs)
-
-
-def untrained(architecture: dict[str, Any], seeds: list[int]) -> Iterator["MLP"]:
-    """An untrained network per seed, as an MLP in float64: `draw`'s weights, in torch.
-
-    Built one at a time, as they are needed; torch's global generator is left as it was.
-    """
-    import torch
-
-    from topoxai.model import MLP
-
-    for seed in seeds:
-        with torch.random.fork_rng(devices=[]):  # MLP() draws torch's own initialisation
-            net = MLP.from_architecture(architecture).double()
-        with torch.no_grad():
-            for layer, (weight, bias) in zip([*net.hidden, net.output], draw(architecture, seed)):
-                layer.weight.copy_(torch.from_numpy(weight))
-                layer.bias.copy_(torch.from_numpy(bias))
-        yield net.eval()
