@@ -152,13 +152,13 @@ def parts(params_file: Path, model: Path, data: Path, out: Path) -> None:
         timed("write (PNG, HTML, TSV)", lambda: ex.write(out, reports))
 
         print("attribution, of which:")
-        x, y = inputs.test, inputs.test_labels
-        groups = list(attribution.feature_groups(inputs.spec).values())
+        x, y = inputs.rows.test, inputs.rows.test_labels
+        groups = list(attribution.feature_groups(inputs.rows.spec).values())
         probability = attribution.positive_probability(inputs.trained)
         timed(
             "  integrated gradients",
             lambda: attribution.integrated_gradients(
-                probability, x, inputs.baseline, params.ig_steps
+                probability, x, inputs.rows.baseline, params.ig_steps
             ),
         )
         rng = np.random.default_rng(seed)

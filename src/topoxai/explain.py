@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from topoxai import attribution, controls, mapper, stats, topology
 from topoxai.artifacts import architecture, load_initial, load_model
 from topoxai.errors import DataError
-from topoxai.features import SPEC_FILE, Preprocessor
+from topoxai.features import SPEC_FILE
 from topoxai.files import atomic_dir, json_text
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError
@@ -42,14 +42,7 @@ class Inputs:
 
     trained: MLP
     control: MLP  # the same architecture with the weights training started from (saved)
-    spec: Preprocessor
-    points: np.ndarray  # topology: rows of every split, at most max_points per class
-    labels: np.ndarray  # their class indices
-    test: np.ndarray  # Mapper and attributions: at most max_test_rows test rows
-    test_labels: np.ndarray
-    test_rows: np.ndarray  # the test rows' numbers in the raw CSV
-    baseline: np.ndarray  # integrated gradients' baseline: the mean of every training row
-    sample: dict[str, Any]  # rows available and used, and the seed: written to the metrics
+    rows: Sample  # drawn by `sample.draw` from data of the model's own preprocessing
 
 
 @dataclass
@@ -105,7 +98,7 @@ def explain(
                     inputs, params, seed=seed, mapper_error=mapper_error
                 )
                 reports = [
-                    Report(metrics={"sample": inputs.sample}),
+                    Report(metrics={"sample": inputs.rows.record}),
                     finish_topology(),
                     weights_report(
                         inputs, params, seed=seed, level=level, pool=workers, shuffles=shuffles
@@ -127,22 +120,11 @@ def load_inputs(model_dir: Path, rows: Sample) -> Inputs:
             f"{rows.folder / SPEC_FILE}: not the preprocessing {model_dir} was trained with; "
             "rerun the pipeline"
         )
-    return Inputs(
-        trained=model.net,
-        control=load_initial(model_dir, model.card),
-        spec=model.spec,
-        points=rows.points,
-        labels=rows.labels,
-        test=rows.test,
-        test_labels=rows.test_labels,
-        test_rows=rows.test_rows,
-        baseline=rows.baseline,
-        sample=rows.record,
-    )
+    return Inputs(trained=model.net, control=load_initial(model_dir, model.card), rows=rows)
 
 
 def in_float64(inputs: Inputs) -> Inputs:
-    """The networks and features in float64, for every analysis of this stage.
+    """The networks in float64, as the rows already are, for every analysis of this stage.
 
     A float32 forward pass differs in its last bits between CPUs (and between torch's
     AVX2, AVX-512 and plain kernels), enough to flip the sixth digit of a written number and
@@ -153,9 +135,6 @@ def in_float64(inputs: Inputs) -> Inputs:
         inputs,
         trained=copy.deepcopy(inputs.trained).double(),
         control=copy.deepcopy(inputs.control).double(),
-        points=inputs.points.astype(np.float64),
-        test=inputs.test.astype(np.float64),
-        baseline=inputs.baseline.astype(np.float64),
     )
 
 
@@ -191,8 +170,8 @@ def start_controls(
     return controls.start(
         pool,
         architecture(inputs.trained),
-        inputs.points,
-        inputs.labels,
+        inputs.rows.points,
+        inputs.rows.labels,
         seed=seed,
         count=params.controls,
         k=params.k,
@@ -228,7 +207,7 @@ def start_topology(
     All of them are submitted at once, so the point clouds wait in this process until a
     worker takes them: bounded by the caps, about 70 MB with the default params.
     """
-    x, y = inputs.points, inputs.labels
+    x, y = inputs.rows.points, inputs.rows.labels
     if control_diagrams is None:
         control_diagrams = start_controls(inputs, params, seed=seed, pool=pool)
     depth = len(inputs.trained.hidden)
@@ -257,7 +236,7 @@ def _topology_report(
     seed: int,
     level: float,
 ) -> Report:
-    y = inputs.labels
+    y = inputs.rows.labels
     depth = len(inputs.trained.hidden)
     every = layer_names(("input", "hidden", "logits"), depth)
     last = f"hidden{depth}"
@@ -325,7 +304,7 @@ def _topology_report(
         ),
     }
     metrics["half_sample_rows"] = {
-        f"class_{inputs.spec.classes[c]}": len(h) for c, h in zip(classes, halves[0])
+        f"class_{inputs.rows.spec.classes[c]}": len(h) for c, h in zip(classes, halves[0])
     }
     report.metrics["topology"] = metrics
     report.tables["controls.tsv"] = pd.DataFrame(
@@ -339,7 +318,7 @@ def _topology_report(
     )
     grid = {
         name: {
-            f"{network}, class {inputs.spec.classes[c]}": diagrams[
+            f"{network}, class {inputs.rows.spec.classes[c]}": diagrams[
                 "full", "trained" if name == "input" else network, name, i
             ]
             for network in NETWORKS
@@ -459,7 +438,7 @@ def _matched(value: float, null: np.ndarray, level: float) -> dict[str, Any]:
 
 def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int, level: float) -> Report:
     """Mapper graph of the trained network's last hidden layer on the (sampled) test rows."""
-    x, y = inputs.test, inputs.test_labels
+    x, y = inputs.rows.test, inputs.rows.test_labels
     reps = representations(inputs.trained, x)
     activations = reps[f"hidden{len(inputs.trained.hidden)}"]
     probability = softmax(reps["logits"], axis=1)[:, -1]
@@ -477,22 +456,22 @@ def mapper_report(inputs: Inputs, params: ExplainParams, *, seed: int, level: fl
         raise DataError("explain: the Mapper graph has no nodes; lower explain.mapper_min_samples")
     report = Report()
     report.metrics["mapper"] = _mapper_metrics(mapper.summary(graph, y, errors), len(y), level)
-    labels = [inputs.spec.classes[i] for i in y]
+    labels = [inputs.rows.spec.classes[i] for i in y]
     report.texts["mapper.html"] = mapper.html(
         graph,
         probability=probability,
         errors=errors,
         features=x.astype(np.float64),
-        feature_names=inputs.spec.feature_names,
+        feature_names=inputs.rows.spec.feature_names,
         lens=lens,
         tooltips=[
             f"row {r}: label {label}, p = {p:.3f}"
-            for r, label, p in zip(inputs.test_rows, labels, probability)
+            for r, label, p in zip(inputs.rows.test_rows, labels, probability)
         ],
         title="Mapper of the last hidden layer (test split)",
     )
     report.figures["mapper.png"] = mapper.plot(graph, lens, probability, errors)
-    groups = list(attribution.feature_groups(inputs.spec).values())
+    groups = list(attribution.feature_groups(inputs.rows.spec).values())
     inside = mapper.error_rows(graph, errors)
     report.feature_scores["mapper_error"] = mapper.over_representation(x, inside, groups)
     return report
@@ -525,14 +504,14 @@ def attribution_report(
     inputs: Inputs, params: ExplainParams, *, seed: int, mapper_error: np.ndarray
 ) -> Report:
     """Integrated gradients and permutation importance per raw feature, ranked against Mapper."""
-    groups = attribution.feature_groups(inputs.spec)
+    groups = attribution.feature_groups(inputs.rows.spec)
     columns = list(groups.values())
-    x, y = inputs.test, inputs.test_labels
+    x, y = inputs.rows.test, inputs.rows.test_labels
     # Baseline: the average training row (a plausible "typical patient"; all zeros would
     # be a patient with no category at all in every one-hot group).
     model = attribution.positive_probability(inputs.trained)
     # integrated_gradients takes the rows in chunks itself: memory stays bounded.
-    ig = attribution.integrated_gradients(model, x, inputs.baseline, params.ig_steps)
+    ig = attribution.integrated_gradients(model, x, inputs.rows.baseline, params.ig_steps)
     scores = {
         "integrated_gradients": attribution.group_attributions(ig, columns),
         "permutation": attribution.permutation_importance(
