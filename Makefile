@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the venv's without asking for `activate`.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install run test test-full lint clean plots compare grid agent-run
+.PHONY: help install run verify test test-slow test-full lint clean plots compare grid agent-run
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,11 @@ run: $(STAMP)  ## run the pipeline (dvc repro), print the cross-validated result
 	 exit $$status; }
 	@topoxai results
 	@$(MAKE) --no-print-directory compare STAMP=
+	@topoxai verify || true  # the verdict on a changed dvc.lock; `make verify` fails on it
+
+REV ?= HEAD
+verify: $(STAMP)  ## after `make run`: does it reproduce REV (default HEAD)? Metrics within tolerance
+	@topoxai verify --rev $(REV)
 
 # Tests run in TEST_JOBS processes (pytest-xdist): most of their time is subprocesses waiting
 # on one core each (dvc, the stage scripts), so 2 halves the suite on a 2-core machine.
@@ -38,6 +43,9 @@ test: $(STAMP)  ## lint, type-check and run the fast tests
 	ruff format --check .
 	mypy
 	pytest -n $(TEST_JOBS)
+
+test-slow: $(STAMP)  ## only the slow end-to-end tests (CI runs them after `make test`)
+	pytest -n $(TEST_JOBS) -m slow
 
 test-full: $(STAMP)  ## all tests, the slow end-to-end ones included
 	pytest -n $(TEST_JOBS) -m ''
@@ -49,7 +57,6 @@ $(VEGA)/vega-embed/build/vega-embed.min.js:
 	npm install --prefix .cache/vega --no-save --no-package-lock --no-audit --no-fund \
 		vega@5.21.0 vega-lite@5.2.0 vega-embed@6.18.2
 
-REV ?= HEAD
 plots: $(STAMP) $(VEGA)/vega-embed/build/vega-embed.min.js  ## dvc plots diff REV (default HEAD) vs workspace, viewable offline, in dvc_plots/
 	dvc plots diff $(REV) --html-template docs/plots_template.html -o dvc_plots
 	mkdir -p dvc_plots/vendor

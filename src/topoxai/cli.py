@@ -51,6 +51,18 @@ def main(argv: list[str] | None = None) -> None:
         default=Path("reports/evaluate/metrics.json"),
         help="the evaluate stage's metrics (default: reports/evaluate/metrics.json)",
     )
+    v = commands.add_parser(
+        "verify",
+        help="after `dvc repro`: check that the run reproduces a revision's (metrics within "
+        "tolerance, only hashes that another CPU moves differ); exit 1 if not",
+    )
+    v.add_argument("--rev", default="HEAD", help="the git revision to compare with (HEAD)")
+    v.add_argument(
+        "--record",
+        action="store_true",
+        help="record the workspace's metrics as those verify expects, in a file to commit "
+        "with dvc.lock",
+    )
     c = commands.add_parser(
         "check-params", help="validate a params file, as every stage does before it runs"
     )
@@ -62,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         run_main(lambda: _show(args.model))
     elif args.command == "results":
         run_main(lambda: _results(args.metrics))
+    elif args.command == "verify":
+        run_main(lambda: _verify(args.rev, record=args.record))
     else:
         run_main(lambda: _predict(args))
 
@@ -102,6 +116,18 @@ def _results(path: Path) -> None:
         raise UserError(f"{path}: not found; run the evaluate stage (dvc repro)") from None
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path}: not the evaluate stage's metrics ({err!r})") from None
+
+
+def _verify(rev: str, *, record: bool) -> None:
+    from topoxai import verify
+
+    if record:
+        print(f"wrote {verify.record(Path.cwd())}: commit it with dvc.lock")
+        return
+    verdict = verify.verify(Path.cwd(), rev)
+    print("\n".join(verdict.lines(rev)))
+    if verdict.problems:
+        sys.exit(1)
 
 
 def _flatten(card: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
