@@ -12,8 +12,12 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # constraints.txt pins every package (torch==2.13.0 among them) so runs are reproducible.
+# A venv left by another Python (a failed first try with the wrong one) is made anew.
+PY_OK := import sys; sys.exit(sys.version_info < (3, 11))
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c '$(PY_OK)' 2>/dev/null || { echo "error: topoxai needs Python >= 3.11;\
+	 $(PYTHON) is $$($(PYTHON) --version 2>&1): run make PYTHON=python3.11 (or newer)" >&2; exit 1; }
+	$(BIN)/python -c '$(PY_OK)' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[pipeline,dev,clearml]'
 	touch $@
 
