@@ -2,13 +2,12 @@
 (fresh, or with the pipeline run once by `dvc repro`) for the end-to-end tests."""
 
 import dataclasses
-import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import PARAMS, TINY, Repo, isolated_env
+from helpers import PARAMS, SMALL, TINY, Repo, isolated_env, process_state_kept
 
 
 @pytest.fixture
@@ -56,8 +55,6 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The preprocess and train stages' work, in-process on the bundled table with a tiny
     network: data/raw/heart.csv, data/processed, models and reports/train, as `dvc repro`
     lays them out, in seconds. For unit tests of what reads them; tests must not change it."""
-    import torch
-
     from topoxai.download import resolve_local
     from topoxai.params import load_params
     from topoxai.preprocess import preprocess
@@ -69,17 +66,10 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw.parent.mkdir(parents=True)
     shutil.copyfile(resolve_local(params.data.source), raw)
     preprocess(params.data, seed=params.seed, raw=raw, out=root / "data/processed")
-    tiny = dataclasses.replace(params.train, hidden=(8,), max_epochs=3, patience=2)
-    # train() sets process-wide state (torch threads, the seed, PL_GLOBAL_SEED): put it back.
-    threads, env = torch.get_num_threads(), dict(os.environ)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            train(tiny, seed=params.seed, level=params.level, data=root / "data/processed",
-                  model_dir=root / "models", live_dir=root / "reports/train")  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
-        os.environ.clear()
-        os.environ.update(env)
+    with process_state_kept():
+        train(dataclasses.replace(params.train, **SMALL), seed=params.seed, level=params.level,
+              data=root / "data/processed", model_dir=root / "models",
+              live_dir=root / "reports/train")  # fmt: skip
     return root
 
 

@@ -18,6 +18,23 @@ ROOT = Path(__file__).resolve().parents[1]
 # The params tests are written against; users edit the live params.yaml, tests must not care.
 PARAMS = ROOT / "tests" / "params.yaml"
 TINY = {"hidden": [16, 16], "max_epochs": 4, "patience": 2}
+# The in-process small_run fixture's network (conftest.py).
+SMALL = {"hidden": (8,), "max_epochs": 3, "patience": 2}
+
+
+@contextmanager
+def process_state_kept() -> Iterator[None]:
+    """Training sets process-wide state (torch threads and RNG, PL_GLOBAL_SEED): put it back."""
+    import torch
+
+    threads, env = torch.get_num_threads(), dict(os.environ)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        os.environ.clear()
+        os.environ.update(env)
 
 
 def isolated_env(home: Path) -> dict[str, str]:

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import PARAMS
+from helpers import PARAMS, SMALL, process_state_kept
 from scipy.special import ndtr
 
+from topoxai.data import read_split, split_path
 from topoxai.errors import DataError
-from topoxai.evaluate import evaluate, fold_arrays, make_folds, sample_rows
+from topoxai.evaluate import evaluate, fit_mlp, fold_arrays, make_folds, sample_rows
+from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.params import DataParams, EvaluateParams, load_params
 
 DEFAULTS = load_params(PARAMS)
@@ -144,3 +146,19 @@ def test_sample_rows_is_stratified_and_bounded():
     assert len(rows) == 1000 and np.all(np.diff(rows) > 0)
     assert np.sum(labels[rows] == 1) == 300
     assert np.array_equal(sample_rows(labels[:500], 1000, seed=0), np.arange(500))
+
+
+def test_a_fold_trains_what_the_train_stage_ships(small_run: Path):
+    """Given the train stage's rows, params and seed, a cross-validation fold's procedure
+    gives the shipped model's test probabilities: the estimate is of what ships."""
+    params = load_params(PARAMS)
+    data = small_run / "data/processed"
+    spec = Preprocessor.load(data / SPEC_FILE)
+    train, val, test = (read_split(split_path(data, n), spec) for n in ("train", "val", "test"))
+    with process_state_kept():
+        proba = fit_mlp(
+            dataclasses.replace(params.train, **SMALL), params.seed, train[:2], val[:2], test[0]
+        )
+    shipped = pd.read_csv(small_run / "reports/train/test_predictions.csv", dtype=str)
+    # 10 digits, as the stage writes them.
+    assert [f"{p:.10g}" for p in proba[:, 1]] == shipped["probability"].tolist()

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorData
 from torchmetrics.classification import MulticlassF1Score
 
 from topoxai.model import MLP, chunked_logits
-from topoxai.params import ParamsError
+from topoxai.params import ParamsError, TrainParams
 
 MONITOR = "val_loss"
 
@@ -225,9 +225,63 @@ class Splits(L.LightningDataModule):
 @dataclass(frozen=True)
 class Fitted:
     net: MLP
+    initial: dict[str, torch.Tensor]  # the weights training started from
     best_epoch: int
     epochs: int
     is_global_zero: bool  # False on the other DDP ranks, which must not write outputs
+
+
+def fit_network(
+    params: TrainParams,
+    *,
+    seed: int,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    classes: int,
+    on_epoch: Callable[[int, dict[str, float]], None] = lambda epoch, metrics: None,
+    one_device: bool = False,
+) -> Fitted:
+    """The training procedure: what the train stage ships and every evaluate fold repeats,
+    so that cross-validation estimates the procedure that made the shipped model.
+
+    Threads, seeds, the network and Lightning's loop all come from `params` and `seed`.
+    `one_device` trains on one device without DDP, whatever `params` asks (evaluate's folds
+    run inside a process, and under ddp Lightning would re-run the whole calling script).
+    """
+    from threadpoolctl import threadpool_limits
+
+    quiet_lightning()
+    # Float sums, and so the weights, change with the thread count: fixed by the params.
+    torch.set_num_threads(params.threads)
+    # Seeds torch, numpy and random: the initialisation draws from torch's RNG.
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = Classifier(
+        in_features=train[0].shape[1],
+        hidden=params.hidden,
+        out_features=classes,
+        dropout=params.dropout,
+        optimizer=params.optimizer,
+        lr=params.lr,
+        momentum=params.momentum,
+        weight_decay=params.weight_decay,
+    )
+    with threadpool_limits(limits=params.threads):
+        return train_network(
+            module,
+            train,
+            val,
+            batch_size=params.batch_size,
+            max_epochs=params.max_epochs,
+            patience=params.patience,
+            seed=seed,
+            on_epoch=on_epoch,
+            trainer_options={
+                "accelerator": params.accelerator,
+                "devices": 1 if one_device else params.devices,
+                "strategy": "auto" if one_device else params.strategy,
+                "precision": params.precision,
+            },
+        )
 
 
 def train_network(
@@ -247,6 +301,8 @@ def train_network(
     Under `strategy: ddp` Lightning re-runs the calling script once per extra device, so every
     rank returns here; only the one with `is_global_zero` should go on to write outputs.
     """
+    # A copy: training updates the parameters in place.
+    initial = copy.deepcopy(module.net.state_dict())
     best = KeepBest()
     try:
         trainer = L.Trainer(
@@ -275,7 +331,7 @@ def train_network(
     module.net.eval()
     # float(): a bf16/16-true run leaves the weights in half precision; evaluate and save fp32.
     net = module.net.float().cpu()
-    return Fitted(net, best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
+    return Fitted(net, initial, best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
 
 
 @torch.no_grad()

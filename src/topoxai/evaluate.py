@@ -191,41 +191,17 @@ def fit_mlp(
     x_test: np.ndarray,
 ) -> np.ndarray:
     """The train stage's procedure on one fold: test-row class probabilities (float64)."""
-    import lightning
     import torch
 
-    from topoxai.classifier import Classifier, predict_proba, quiet_lightning, train_network
+    from topoxai.classifier import fit_network, predict_proba
 
-    quiet_lightning()
-    torch.set_num_threads(params.threads)
-    lightning.seed_everything(seed, workers=True, verbose=False)
-    module = Classifier(
-        in_features=fit[0].shape[1],
-        hidden=params.hidden,
-        out_features=2,
-        dropout=params.dropout,
-        optimizer=params.optimizer,
-        lr=params.lr,
-        momentum=params.momentum,
-        weight_decay=params.weight_decay,
-    )
-    fitted = train_network(
-        module,
-        (torch.from_numpy(fit[0]), torch.from_numpy(fit[1])),
-        (torch.from_numpy(val[0]), torch.from_numpy(val[1])),
-        batch_size=params.batch_size,
-        max_epochs=params.max_epochs,
-        patience=params.patience,
+    fitted = fit_network(
+        params,
         seed=seed,
-        on_epoch=lambda epoch, metrics: None,
-        # One device and no DDP: folds run in this process (or a worker of it), and under
-        # ddp Lightning would re-run the whole stage script per device.
-        trainer_options={
-            "accelerator": params.accelerator,
-            "devices": 1,
-            "strategy": "auto",
-            "precision": params.precision,
-        },
+        train=(torch.from_numpy(fit[0]), torch.from_numpy(fit[1])),
+        val=(torch.from_numpy(val[0]), torch.from_numpy(val[1])),
+        classes=2,
+        one_device=True,
     )
     return predict_proba(fitted.net, torch.from_numpy(x_test)).numpy()
 

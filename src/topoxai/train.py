@@ -1,6 +1,5 @@
 """The train stage's work: data in, trained model, metrics and plots out."""
 
-import copy
 import csv
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from dvclive import Live
 from threadpoolctl import threadpool_limits
 
 from topoxai.artifacts import architecture, save_model
-from topoxai.classifier import Classifier, predict_proba, quiet_lightning, train_network
+from topoxai.classifier import fit_network, predict_proba
 from topoxai.data import read_split, split_path
 from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, sha256_file
@@ -49,30 +48,12 @@ def train(
     Returns None on the extra ranks of a DDP run: they only train; rank 0 writes everything.
     """
     data, model_dir, live_dir = Path(data), Path(model_dir), Path(live_dir)
-    quiet_lightning()
     history: list[dict[str, float]] = []
     spec = Preprocessor.load(data / SPEC_FILE)
     splits = {name: read_split(split_path(data, name), spec) for name in ("train", "val", "test")}
     tensors = {
         name: (torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y, _) in splits.items()
     }
-
-    torch.set_num_threads(params.threads)
-    # Seeds torch, numpy and random once for the stage: weight init draws from torch's RNG.
-    lightning.seed_everything(seed, workers=True, verbose=False)
-    module = Classifier(
-        in_features=len(spec.feature_names),
-        hidden=params.hidden,
-        out_features=len(spec.classes),
-        dropout=params.dropout,
-        optimizer=params.optimizer,
-        lr=params.lr,
-        momentum=params.momentum,
-        weight_decay=params.weight_decay,
-    )
-    # Saved with the model as explain's untrained control (artifacts.INITIAL); a copy, since
-    # training updates the parameters in place.
-    initial = copy.deepcopy(module.net.state_dict())
 
     def log_epoch(epoch: int, metrics: dict[str, float]) -> None:
         names = {"train_loss": "train/loss", "val_loss": "val/loss", "val_f1": "val/f1"}
@@ -85,21 +66,13 @@ def train(
 
     # Thread pools capped too, so sklearn's baselines do not depend on the core count either.
     with threadpool_limits(limits=params.threads):
-        fitted = train_network(
-            module,
-            tensors["train"],
-            tensors["val"],
-            batch_size=params.batch_size,
-            max_epochs=params.max_epochs,
-            patience=params.patience,
+        fitted = fit_network(
+            params,
             seed=seed,
+            train=tensors["train"],
+            val=tensors["val"],
+            classes=len(spec.classes),
             on_epoch=log_epoch,
-            trainer_options={
-                "accelerator": params.accelerator,
-                "devices": params.devices,
-                "strategy": params.strategy,
-                "precision": params.precision,
-            },
         )
         if not fitted.is_global_zero:
             return None
@@ -154,7 +127,7 @@ def train(
             },
             "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
         }
-        card = save_model(model_dir, fitted.net, spec, card, initial=initial)
+        card = save_model(model_dir, fitted.net, spec, card, initial=fitted.initial)
     print(f"test: {test}")
     print(f"baselines: {reference}")
     return TrainResult(history, test, reference, card)
