@@ -19,7 +19,7 @@ def test_classification_metrics_known_answer():
     perfect = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])
     assert classification_metrics(y, perfect) == {
         "f1": 1.0, "precision": 1.0, "recall": 1.0, "accuracy": 1.0, "roc_auc": 1.0,
-        "brier": 0.075,
+        "brier": 0.0375, "brier_scaled": 0.85,  # 1 - 0.0375 / (0.5 * 0.5)
     }  # fmt: skip
     one_wrong = perfect[[0, 2, 2, 3]]
     scores = classification_metrics(y, one_wrong)
@@ -60,7 +60,8 @@ def test_metrics_equal_scikit_learns_with_ties_and_empty_classes():
                 "recall": metrics.recall_score(y, pred, **macro),
                 "accuracy": metrics.accuracy_score(y, pred),
                 "roc_auc": metrics.roc_auc_score(y, p1),
-                "brier": 2 * metrics.brier_score_loss(y, p1),
+                "brier": metrics.brier_score_loss(y, p1),
+                "brier_scaled": 1 - metrics.brier_score_loss(y, p1) / (y.mean() * (1 - y.mean())),
             },
             abs=1e-12,
         )

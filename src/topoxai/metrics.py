@@ -4,18 +4,22 @@ from typing import Any
 
 import numpy as np
 
-METRICS = ("f1", "precision", "recall", "accuracy", "roc_auc", "brier")
+METRICS = ("f1", "precision", "recall", "accuracy", "roc_auc", "brier", "brier_scaled")
 
 
 def classification_metrics(
     y_true: np.ndarray, proba: np.ndarray, *, digits: int | None = 4
 ) -> dict[str, float]:
-    """Macro F1/precision/recall (as the research code), accuracy, ROC-AUC and Brier score
-    of a two-class prediction (class probabilities, one row per row of `y_true`).
+    """Macro F1/precision/recall (as the research code), accuracy, ROC-AUC, Brier score and
+    scaled Brier score of a two-class prediction (class probabilities, one row per row of
+    `y_true`; class 1 is the positive one).
 
     The same numbers as scikit-learn's f1/precision/recall_score(average="macro",
-    zero_division=0), accuracy_score and roc_auc_score (tests/test_metrics.py checks), in
-    numpy, so that a bootstrap scores a thousand resamples in one call.
+    zero_division=0), accuracy_score, roc_auc_score and brier_score_loss (tests/
+    test_metrics.py checks), in numpy, so that a bootstrap scores a thousand resamples in
+    one call. The scaled Brier is 1 - Brier / (prevalence x (1 - prevalence)): 0 for
+    predicting the prevalence to every row, 1 for a perfect model (Steyerberg et al.,
+    Epidemiology 2010).
     """
     scores = _scores(np.asarray(y_true), np.asarray(proba, dtype=np.float64))
     return {k: float(v) if digits is None else round(float(v), digits) for k, v in scores.items()}
@@ -66,14 +70,19 @@ def _scores(y: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
     ranks = rankdata(proba[..., 1], axis=-1)
     positives = np.sum(y == 1, axis=-1)
     u = np.sum(np.where(y == 1, ranks, 0.0), axis=-1) - positives * (positives + 1) / 2
-    onehot = np.stack([y == 0, y == 1], axis=-1)
+    # Brier as everyone reads it: the binary score of the positive class's probability (the
+    # two-class sum is twice that).
+    brier = np.mean((proba[..., 1] - (y == 1)) ** 2, axis=-1)
+    prevalence = np.mean(y == 1, axis=-1)
+    no_skill = prevalence * (1 - prevalence)  # the Brier of predicting the prevalence
     return {
         "f1": (f1[0] + f1[1]) / 2,
         "precision": (precision[0] + precision[1]) / 2,
         "recall": (recall[0] + recall[1]) / 2,
         "accuracy": np.sum(pred == y, axis=-1) / n,
         "roc_auc": _divide(u, positives * (n - positives)),
-        "brier": np.mean(np.sum((proba - onehot) ** 2, axis=-1), axis=-1),
+        "brier": brier,
+        "brier_scaled": _divide(no_skill - brier, no_skill),
     }
 
 
