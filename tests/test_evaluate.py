@@ -43,9 +43,9 @@ def _gaussians(path: Path, *, rows: int, separation: float, seed: int, shuffle: 
 
 
 def _run(tmp_path: Path, raw: Path, *, folds=5, repeats=2, jobs=1, level=0.95, name="out"):
-    params = EvaluateParams(folds=folds, repeats=repeats, max_rows=5000, jobs=jobs)
+    params = EvaluateParams(seed=42, folds=folds, repeats=repeats, max_rows=5000, jobs=jobs)
     out = tmp_path / name
-    metrics = evaluate(params, data=DATA, train=TRAIN, seed=42, level=level, raw=raw, out=out)
+    metrics = evaluate(params, data=DATA, train=TRAIN, level=level, raw=raw, out=out)
     return metrics, out
 
 

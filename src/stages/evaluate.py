@@ -21,7 +21,6 @@ def main() -> None:
         params.evaluate,
         data=params.data,
         train=params.train,
-        seed=params.seed,
         level=params.level,
         raw=args.raw,
         out=args.out,

@@ -51,13 +51,13 @@ def evaluate(
     *,
     data: DataParams,
     train: TrainParams,
-    seed: int,
     level: float,
     raw: Path,
     out: Path,
 ) -> dict[str, Any]:
     """Cross-validate on the rows of `raw` that preprocessing keeps; write `out`; return the
-    metrics (also in out/metrics.json)."""
+    metrics (also in out/metrics.json). Every draw comes from `params.seed`."""
+    seed = params.seed
     frame = read_raw(
         raw, target=data.target, categorical=list(data.categorical), drop=list(data.drop)
     )

@@ -164,12 +164,16 @@ class ExplainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
+    # The folds' draws (and each fold's network): not the top-level seed, whose folds chose
+    # the train defaults, so the estimate reported is not the one that selected them.
+    seed: int
     folds: int  # k of the repeated stratified k-fold cross-validation
     repeats: int
     max_rows: int  # a larger table is cross-validated on a stratified sample of this many rows
     jobs: int  # processes running folds at once; the outputs are the same for any value
 
     def __post_init__(self) -> None:
+        _check_seed(self.seed, "evaluate.seed")
         _check_minimum(self, "evaluate", {"folds": 2, "repeats": 1, "max_rows": 2, "jobs": 1})
 
 
@@ -184,8 +188,7 @@ class Params:
     explain: ExplainParams
 
     def __post_init__(self) -> None:
-        if not 0 <= self.seed < 2**32:  # numpy and sklearn take 32-bit seeds
-            raise ParamsError(f"seed must be in [0, 2**32) (got {self.seed})")
+        _check_seed(self.seed, "seed")
         if not 0 < self.level < 1:
             raise ParamsError(f"level must be in (0, 1) (got {self.level:g})")
 
@@ -281,6 +284,11 @@ def _describe(hint: Any) -> str:
     if hint is type(None):
         return "null"
     return names.get(hint, str(hint))
+
+
+def _check_seed(seed: int, key: str) -> None:
+    if not 0 <= seed < 2**32:  # numpy and sklearn take 32-bit seeds
+        raise ParamsError(f"{key} must be in [0, 2**32) (got {seed})")
 
 
 def _check_minimum(section: object, name: str, minimum: dict[str, int]) -> None:

@@ -202,10 +202,14 @@ def _param_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     before = {k: v for values in old.values() for k, v in _flatten(values).items()}
     after = {k: v for values in new.values() for k, v in _flatten(values).items()}
     return [
-        f"param {key}: {before.get(key)!r} -> {after.get(key)!r}"
+        f"param {key}: {_shown(before, key)} -> {_shown(after, key)}"
         for key in sorted(set(before) | set(after))
         if before.get(key) != after.get(key)
     ]
+
+
+def _shown(params: dict[str, Any], key: str) -> str:
+    return repr(params[key]) if key in params else "(not read)"
 
 
 def _hashes(entries: list[dict[str, Any]] | None) -> dict[str, str | None]:
