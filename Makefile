@@ -46,13 +46,13 @@ test: $(STAMP)  ## lint, type-check and run the fast tests
 	ruff check .
 	ruff format --check .
 	mypy
-	pytest -n $(TEST_JOBS)
+	pytest -n $(TEST_JOBS) -m 'not slow'
 
 test-slow: $(STAMP)  ## only the slow end-to-end tests (CI runs them after `make test`)
 	pytest -n $(TEST_JOBS) -m slow
 
 test-full: $(STAMP)  ## all tests, the slow end-to-end ones included
-	pytest -n $(TEST_JOBS) -m ''
+	pytest -n $(TEST_JOBS)
 
 # Vega for `make plots`, from the npm registry at setup time (same major versions as DVC's
 # CDN tags); kept out of git in .cache/.
