@@ -97,7 +97,7 @@ grid: $(STAMP)  ## queue GRID (default: 2 lr x 2 optimizers), run JOBS at a time
 
 # Experiments on ClearML agents: one ClearML task per call for commit HEAD, which must be
 # pushed to REPO. An agent listening on QUEUE clones it, installs constraints.txt's pins and
-# this project, and runs `dvc exp run EXP` with the ClearML hook on (README: Beyond one machine).
+# this project, and runs `dvc exp run EXP` with the ClearML hook on (docs/scale.md: Beyond one machine).
 # Quote list values in EXP with single quotes, as in GRID.
 REPO ?= $(shell git remote get-url origin 2>/dev/null)
 QUEUE ?= default

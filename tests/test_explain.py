@@ -349,7 +349,7 @@ def test_caps_bound_the_rows_each_part_analyses_and_are_recorded(workspace, tmp_
 def test_the_default_data_gives_the_same_ratios_subsampled_within_the_intervals(small_run):
     """The stage on all 746 rows and on 250 rows per class: the subsample's simplification
     ratios fall inside the full run's intervals (the totals grow with the points, the ratios
-    do not; README)."""
+    do not; docs/explain.md)."""
     params = dataclasses.replace(TINY, k=10, resamples=10, controls=2)
 
     def ratios(max_points: int) -> dict:

@@ -308,16 +308,25 @@ def test_python_api_takes_str_and_path(small_run, raw_test_rows, tmp_path):
         assert (scores["probability"] - expected["probability"].head(3)).abs().max() < 1e-6
 
 
-def _readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index(f"\n## {title}\n")
-    return text[start : text.index("\n## ", start + 1)]
+def _docs_section(page: str, title: str) -> str:
+    """The section `# title` of docs/<page>: up to the next `# ` heading outside a code block
+    (a `# comment` in a code block is not one), or the end of the page."""
+    lines = (ROOT / "docs" / page).read_text().splitlines(keepends=True)
+    start = lines.index(f"# {title}\n")
+    end, fenced = len(lines), False
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("```"):
+            fenced = not fenced
+        elif not fenced and lines[i].startswith("# "):
+            end = i
+            break
+    return "".join(lines[start:end])
 
 
 def test_readme_python_snippet_runs_as_written(small_run, tmp_path):
     """The "Use the model" section's Python block, in a folder with `models` and the
     section's own `patients.csv`."""
-    section = _readme_section("Use the model")
+    section = _docs_section("use.md", "Use the model")
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
     csv = re.search(r"\$ cat patients.csv\n(.*?)\n\n", section, re.S)
     assert csv is not None

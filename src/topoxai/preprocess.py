@@ -62,7 +62,7 @@ def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[s
 
 # The stage's peak resident memory is about MEMORY_BASE + MEMORY_PER_BYTE x the raw CSV's
 # size: measured by benchmarks/scale.py on the default schema at 10k, 100k and 1M rows
-# (137, 181 and 459 MB for 0.4, 4.1 and 41 MB of CSV; README: Scale). A table that cannot
+# (137, 181 and 459 MB for 0.4, 4.1 and 41 MB of CSV; docs/scale.md). A table that cannot
 # fit stops before it is read, with one line, rather than being killed half-way.
 MEMORY_BASE, MEMORY_PER_BYTE = 150 * 2**20, 8
 

@@ -2,7 +2,7 @@
 
 Across machines bytes are not the test. Float32 training goes through the BLAS, and MKL picks
 its GEMM code path from the CPU, so the weights (and all that is computed from them) may
-differ in their last bits (README: Reproducibility). What must hold is checked here:
+differ in their last bits (docs/reproducibility.md). What must hold is checked here:
 - the run's dvc.lock differs from the revision's in output hashes only: same code, params
   and data;
 - outputs of stages that train no network keep their bytes unless an input moved;
@@ -37,8 +37,8 @@ TRAINING_STAGES = ("train", "evaluate")
 # Integers (counts, epochs, seeds) and strings must be equal. Metrics are written to 4
 # decimals (losses 6), and another CPU moves the weights in their last float32 bits, so a
 # metric moves by one unit of its last decimal when a rounding boundary lies between the
-# two runs: 5e-4 allows that with room and still catches any change of substance (README:
-# Reproducibility has the measurements).
+# two runs: 5e-4 allows that with room and still catches any change of substance
+# (docs/reproducibility.md has the measurements).
 TOLERANCES: tuple[tuple[str, float, float], ...] = (
     # A z-score divides by a spread that can be tiny (the shuffles of a layer's weights have
     # sd ~3e-5), so the weights' last bits move it in its 6th significant digit.
