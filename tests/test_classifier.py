@@ -1,43 +1,31 @@
-"""The Lightning wrapper: validation F1, early stopping, precision, DDP sharding."""
+"""The training loop (Lightning Fabric): validation F1, early stopping, precision, batches
+and DDP sharding as the DataLoader and Lightning's Trainer gave them."""
 
-from types import SimpleNamespace
+from itertools import pairwise
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
-from lightning.fabric.utilities.data import _set_sampler_epoch
 from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from topoxai.classifier import Classifier, MacroF1, Splits, predict_proba, train_network
+from topoxai.classifier import Batches, Classifier, MacroF1, predict_proba, train_network
 from topoxai.params import ParamsError
 
 
-def test_val_f1_is_macro_f1_over_every_batch_and_every_class():
-    """Three validation batches; class 1 is absent from the first, class 2 from all of them."""
-    module = Classifier(3, (3,), 3)
-    # Identity layers: each row is predicted as its largest column.
-    eye, zero = torch.eye(3), torch.zeros(3)
-    module.net.load_state_dict(
-        {"hidden.0.weight": eye, "hidden.0.bias": zero, "output.weight": eye, "output.bias": zero}
-    )
+def test_val_f1_is_macro_f1_over_every_class():
+    """Class 2 is never seen nor predicted: it still counts, as a 0 (sklearn's labels=...)."""
     y = torch.tensor([0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 0, 1])
     pred = torch.tensor([0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 1])
-    x = torch.nn.functional.one_hot(pred, 3).float()
-    trainer = L.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
-    )  # fmt: skip
-    trainer.validate(module, DataLoader(TensorDataset(x, y), batch_size=4), verbose=False)
-    logged = trainer.callback_metrics["val_f1"].item()
-
+    metric = MacroF1(3)
+    for batch in range(3):  # counts add up over updates
+        metric.update(pred[4 * batch : 4 * batch + 4], y[4 * batch : 4 * batch + 4])
     # class 0: tp 6, 8 predicted + 7 true -> 12/15; class 1: tp 3, 4 + 5 -> 6/9; class 2: 0
-    assert logged == pytest.approx((12 / 15 + 6 / 9 + 0) / 3)
+    assert metric.compute().item() == pytest.approx((12 / 15 + 6 / 9 + 0) / 3)
     expected = f1_score(y, pred, labels=[0, 1, 2], average="macro", zero_division=0)
-    assert logged == pytest.approx(expected)
+    assert metric.compute().item() == pytest.approx(expected)
 
-    # One class only, every row right: the absent class still counts (sklearn's labels=...).
+    # One class only, every row right: the absent class still counts.
     metric = MacroF1(2)
     metric.update(torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long))
     assert metric.compute().item() == pytest.approx(0.5)
@@ -65,30 +53,51 @@ def test_train_network_learns_separable_data_and_keeps_best_epoch():
     assert accuracy > 0.9
 
 
-def test_epoch_train_loss_is_what_lightning_averages_from_every_step():
-    """Known answer: Classifier logs train_loss once per epoch; the value is the one that
-    logging every step with on_epoch=True (Lightning's batch-size weighted mean) gave."""
+def test_epoch_train_loss_is_the_mean_over_every_training_row():
+    """Known answer: with a learning rate of 0 the weights never move, so the epoch's loss,
+    batch means weighted by batch size, is the initial network's loss over all the rows;
+    and the validation loss is that network's on the validation rows."""
+    torch.manual_seed(0)
+    module = Classifier(4, (8,), 2, lr=0.0, momentum=0.0)
+    train, val = _toy(100, 1), _toy(20, 2)
+    with torch.no_grad():
+        expected = [module.loss(module(x), y).item() for x, y in (train, val)]
+    logged: list[dict[str, float]] = []
+    train_network(
+        module, train, val, batch_size=32, max_epochs=3, patience=5, seed=0,
+        on_epoch=lambda epoch, metrics: logged.append(metrics),
+        trainer_options={"accelerator": "cpu", "devices": 1},
+    )  # fmt: skip
+    assert len(logged) == 3
+    for metrics in logged:
+        assert metrics["train_loss"] == pytest.approx(expected[0], abs=1e-6)
+        assert metrics["val_loss"] == pytest.approx(expected[1], abs=1e-6)
 
-    class EveryStep(Classifier):
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            loss = self.loss(self(x), y)
-            self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-            return loss
 
-    def losses(cls: type[Classifier]) -> list[float]:
-        torch.manual_seed(0)
-        values: list[float] = []
-        train_network(
-            cls(4, (8,), 2), _toy(100, 1), _toy(20, 2), batch_size=32, max_epochs=3,
-            patience=3, seed=0, on_epoch=lambda epoch, metrics: values.append(metrics["train_loss"]),
-            trainer_options={"accelerator": "cpu", "devices": 1},
-        )  # fmt: skip
-        return values
+def test_early_stopping_waits_patience_epochs_and_keeps_the_best():
+    """A large learning rate: the validation loss improves, worsens, improves again (the
+    wait starts over), then worsens `patience` times; the best epoch's weights are kept."""
+    torch.manual_seed(0)
+    module = Classifier(4, (8,), 2, optimizer="sgd", lr=1.0, momentum=0.0)
+    states: list[dict[str, torch.Tensor]] = []
+    losses: list[float] = []
 
-    logged = {cls: losses(cls) for cls in (Classifier, EveryStep)}
-    assert len(logged[Classifier]) == 3
-    assert logged[Classifier] == logged[EveryStep]  # exactly: the same float32 sums
+    def record(epoch: int, metrics: dict[str, float]) -> None:
+        losses.append(metrics["val_loss"])
+        states.append({k: v.clone() for k, v in module.net.state_dict().items()})
+
+    fitted = train_network(
+        module, _toy(64, 1), _toy(32, 2), batch_size=8, max_epochs=20, patience=2, seed=0,
+        on_epoch=record, trainer_options={"accelerator": "cpu", "devices": 1},
+    )  # fmt: skip
+    best = losses.index(min(losses))
+    assert any(a < b for a, b in pairwise(losses[: best + 1]))  # a worse epoch before it
+    assert fitted.best_epoch == best
+    assert fitted.epochs == len(losses) < 20
+    assert all(loss >= losses[best] for loss in losses[best + 1 :])
+    assert len(losses) - 1 - best == 2  # patience epochs after the best, then stop
+    for name, value in fitted.net.state_dict().items():
+        assert torch.equal(value, states[best][name]), name
 
 
 def test_half_precision_training_returns_a_float32_network():
@@ -114,45 +123,46 @@ def test_trainer_option_typo_is_a_params_error():
 @pytest.mark.parametrize(("rows", "batch_size"), [(23, 5), (20, 5), (522, 64)])
 def test_training_batches_are_those_of_a_shuffled_dataloader(rows, batch_size):
     """Known answer: the batches, their order and the generator's state after each epoch are
-    those of DataLoader(TensorDataset, shuffle=True), which Splits replaced (same weights)."""
+    those of DataLoader(TensorDataset, shuffle=True), which Batches replaced (same weights)."""
     x = torch.arange(rows * 2.0).reshape(rows, 2)
     y = torch.arange(rows) % 3
     generator = torch.Generator().manual_seed(7)
     reference = DataLoader(TensorDataset(x, y), batch_size, shuffle=True, generator=generator)
-    loader = Splits((x, y), (x, y), batch_size=batch_size, seed=7).train_dataloader()
-    assert len(loader) == len(reference)
-    for _ in range(3):
+    batches = Batches((x, y), batch_size, seed=7)
+    assert len(batches) == len(reference)
+    for epoch in range(3):
         expected = [(bx.tolist(), by.tolist()) for bx, by in reference]
-        assert [(bx.tolist(), by.tolist()) for bx, by in loader] == expected
+        assert [(bx.tolist(), by.tolist()) for bx, by in batches.epoch(epoch)] == expected
+        assert batches.generator is not None
+        assert torch.equal(batches.generator.get_state(), generator.get_state())
 
 
-def test_splits_shard_training_rows_across_ranks_but_not_validation():
-    """Under DDP each rank trains on its own half of every epoch's shuffle; all validate on all."""
+def test_batches_shard_training_rows_across_ranks():
+    """Under DDP each rank trains on its own half of every epoch's shuffle, the rows that
+    DataLoader(sampler=DistributedSampler) gave it, and draws its loader's base seed from
+    torch's global generator as that loader did."""
     x, y = torch.arange(10.0).reshape(10, 1), torch.zeros(10, dtype=torch.long)
 
-    def rows(loader: DataLoader) -> list[int]:
-        return [int(v) for batch, _ in loader for v in batch.flatten()]
+    def rows(batches: Any) -> list[int]:
+        return [int(v) for batch, _ in batches for v in batch.flatten()]
 
-    epoch0, epoch1, val = [], [], []
+    epochs: list[list[list[int]]] = [[], []]
     for rank in (0, 1):
-        splits = Splits((x, y), (x, y), batch_size=3, seed=0)
-        splits.trainer = SimpleNamespace(world_size=2, global_rank=rank)  # type: ignore[assignment]
-        loader = splits.train_dataloader()
-        # What Splits replaced: DistributedSampler's rows, collated row by row.
+        batches = Batches((x, y), 3, seed=0, world_size=2, rank=rank)
         sampler: DistributedSampler[Any] = DistributedSampler(
             TensorDataset(x, y), 2, rank, shuffle=True, seed=0
         )
         reference = DataLoader(TensorDataset(x, y), 3, sampler=sampler)
-        epoch0.append(rows(loader))
-        assert epoch0[-1] == rows(reference)
-        for dataloader in (loader, reference):
-            _set_sampler_epoch(dataloader, 1)  # what Lightning does at every epoch start
-        epoch1.append(rows(loader))
-        assert epoch1[-1] == rows(reference)
-        val.append(rows(splits.val_dataloader()))
-    assert len(epoch0[0]) == len(epoch0[1]) == 5
-    assert sorted(epoch0[0] + epoch0[1]) == list(range(10))  # disjoint, together all rows
-    assert sorted(epoch1[0] + epoch1[1]) == list(range(10))
-    assert epoch1[0] != epoch0[0]  # a new shuffle each epoch
-    assert val[0] == val[1] == list(range(10))
-    assert len(list(splits.val_dataloader())) == 1  # the whole split in one batch
+        for epoch in (0, 1):
+            sampler.set_epoch(epoch)  # what Lightning did at every epoch start
+            torch.manual_seed(5)
+            expected = rows(reference)
+            after_reference = torch.get_rng_state()
+            torch.manual_seed(5)
+            assert rows(batches.epoch(epoch)) == expected
+            assert torch.equal(torch.get_rng_state(), after_reference)
+            epochs[epoch].append(expected)
+    for ranks in epochs:
+        assert len(ranks[0]) == len(ranks[1]) == 5
+        assert sorted(ranks[0] + ranks[1]) == list(range(10))  # disjoint, together all rows
+    assert epochs[1][0] != epochs[0][0]  # a new shuffle each epoch

@@ -1,7 +1,14 @@
-"""Lightning training of the MLP on in-memory tensors, with early stopping and best weights."""
+"""Training the MLP with Lightning Fabric on in-memory tensors: early stopping, best weights.
+
+Fabric, not the Trainer: the Trainer's hooks, loops and logging cost about 0.5 ms per
+step, more than a small network's whole step (benchmarks/train_loop.py), while Fabric keeps
+what users rely on: `accelerator`, `devices`, `strategy` (ddp) and `precision`.
+"""
 
 import copy
 import logging
+import math
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -9,20 +16,17 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
+from torch.utils.data import DistributedSampler
 from torchmetrics.classification import MulticlassF1Score
 
 from topoxai.model import MLP, chunked_logits
 from topoxai.params import ParamsError, TrainParams
 
-MONITOR = "val_loss"
 
-
-class Classifier(L.LightningModule):
-    """Cross-entropy training of an MLP; logs train_loss, val_loss and val_f1 per epoch."""
+class Classifier(nn.Module):
+    """The MLP with what trains it: cross-entropy and the optimizer the train params name."""
 
     def __init__(
         self,
@@ -36,58 +40,25 @@ class Classifier(L.LightningModule):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.net = MLP(in_features, hidden, out_features, dropout)
         self.loss = nn.CrossEntropyLoss()
-        self.val_f1 = MacroF1(out_features)
+        self.optimizer, self.lr, self.momentum = optimizer, lr, momentum
+        self.weight_decay = weight_decay
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def on_train_epoch_start(self) -> None:
-        self._loss_sum, self._rows = torch.tensor(0.0), torch.tensor(0)
-
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
-        x, y = batch
-        loss = self.loss(self(x), y)
-        # The epoch's mean loss, summed as Lightning sums an on_epoch value (in float32 or
-        # wider, loss times batch size, batch after batch) but logged once, at the last batch:
-        # self.log on every step cost a third of a small network's step.
-        value = loss.detach().to(torch.promote_types(loss.dtype, torch.float32))
-        self._loss_sum = self._loss_sum.to(value.device) + value * len(y)
-        self._rows = self._rows + len(y)
-        if batch_idx == self.trainer.num_training_batches - 1:
-            # sync_dist: under DDP each rank sees its own shard (all of one size); the epoch
-            # value averages them.
-            mean = self._loss_sum / self._rows.to(value.device)
-            self.log("train_loss", mean, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
-        return loss
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        logits = chunked_logits(self, x)  # the whole split is one batch
-        # Every rank scores the whole split (Splits.val_dataloader), so the values already agree;
-        # sync_dist keeps them one number per epoch for early stopping on every rank.
-        self.log("val_loss", self.loss(logits, y), batch_size=len(y), sync_dist=True)
-        # A metric object: counts add up over the epoch's batches, and it syncs itself under DDP
-        # (every rank's counts summed: the same ratios, since each rank scores the whole split).
-        self.val_f1.update(logits.argmax(dim=1), y)
-        self.log("val_f1", self.val_f1)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        hp = self.hparams
-        if hp["optimizer"] == "sgd":
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer == "sgd":
             return torch.optim.SGD(
                 self.parameters(),
-                lr=hp["lr"],
-                momentum=hp["momentum"],
-                weight_decay=hp["weight_decay"],
+                lr=self.lr,
+                momentum=self.momentum,
+                weight_decay=self.weight_decay,
             )
         optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-        return optimizers[hp["optimizer"]](
-            self.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"]
+        return optimizers[self.optimizer](
+            self.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
 
 
@@ -106,120 +77,62 @@ class MacroF1(MulticlassF1Score):
         return super().compute().mean()
 
 
-class KeepBest(Callback):
-    """Hold a copy of the weights from the epoch with the lowest val_loss, in memory.
+class Batches:
+    """One rank's training batches, epoch by epoch: exactly those, in the order, of
+    DataLoader(TensorDataset(x, y), batch_size, shuffle=True, generator=...) (or, under DDP,
+    of DataLoader(..., sampler=DistributedSampler(..., seed=seed)) on that rank).
 
-    Lightning's ModelCheckpoint would write files (and folders) we do not want as outputs.
+    Those fetch and collate row by row, about 380k rows/s, and even a loader of whole
+    batches costs tens of microseconds a step: most of an epoch of a small network. Slicing
+    the tensors with each batch's indices gives the same batches at millions of rows/s, and
+    the same batches (and the same draws around them) mean the same weights.
     """
-
-    def __init__(self) -> None:
-        self.best_loss = float("inf")
-        self.best_epoch = -1
-        self.state: dict[str, torch.Tensor] | None = None
-
-    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        loss = float(trainer.callback_metrics[MONITOR])
-        if loss < self.best_loss:
-            self.best_loss, self.best_epoch = loss, trainer.current_epoch
-            self.state = copy.deepcopy(module.state_dict())
-
-
-class EpochLog(Callback):
-    """Hand each epoch's metrics to `sink` once validation is done (rank 0 only under DDP)."""
-
-    def __init__(self, sink: Callable[[int, dict[str, float]], None]) -> None:
-        self.sink = sink
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-            self.sink(trainer.current_epoch, metrics)
-
-
-class Batches(Sampler[torch.Tensor]):
-    """Each training batch's row indices as one tensor, in exactly the order that
-    DataLoader(TensorDataset, batch_size, shuffle=True, generator=...) gives them (or, under
-    DDP, DataLoader(..., sampler=DistributedSampler)).
-
-    Those fetch and collate row by row, about 380k rows/s: most of an epoch of a small
-    network. Slicing the tensors with a batch's indices gives the same batches at millions
-    of rows/s, and the same batches mean the same weights.
-    """
-
-    def __init__(
-        self,
-        rows: int,
-        batch_size: int,
-        *,
-        generator: torch.Generator | None = None,
-        shard: DistributedSampler[Any] | None = None,
-    ) -> None:
-        self.rows, self.batch_size = rows, batch_size
-        self.generator, self.sampler = generator, shard  # `sampler`: Lightning's set_epoch
-
-    def __len__(self) -> int:
-        rows = self.rows if self.sampler is None else len(self.sampler)
-        return -(-rows // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        # Lightning calls this at every epoch start: a new shuffle per epoch under DDP.
-        if self.sampler is not None:
-            self.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        if self.sampler is not None:
-            order = torch.tensor(list(self.sampler), dtype=torch.int64)
-        else:
-            # RandomSampler's draws: one permutation per epoch, then (drawn once it is
-            # exhausted) another for the num_samples % rows rows beyond whole passes, of which
-            # it keeps none. Drawn here too, or every later epoch's order would differ.
-            order = torch.randperm(self.rows, generator=self.generator)
-            torch.randperm(self.rows, generator=self.generator)
-        yield from order.split(self.batch_size)
-
-
-class Splits(L.LightningDataModule):
-    """Train and validation tensors as loaders, built once Lightning knows the ranks."""
 
     def __init__(
         self,
         train: tuple[torch.Tensor, torch.Tensor],
-        val: tuple[torch.Tensor, torch.Tensor],
-        *,
         batch_size: int,
+        *,
         seed: int,
+        world_size: int = 1,
+        rank: int = 0,
     ) -> None:
-        super().__init__()
-        self.train_set, self.val_set = TensorDataset(*train), TensorDataset(*val)
-        self.batch_size, self.seed = batch_size, seed
+        self.x, self.y = train
+        self.batch_size = batch_size
+        rows = len(self.x)
+        if world_size == 1:
+            self.generator: torch.Generator | None = torch.Generator().manual_seed(seed)
+            self.shard: DistributedSampler[int] | None = None
+        else:  # batch_size is per device, as in Lightning
+            self.generator = None
+            self.shard = DistributedSampler(
+                range(rows),  # type: ignore[arg-type]
+                num_replicas=world_size,
+                rank=rank,
+                shuffle=True,
+                seed=seed,
+            )
 
-    def train_dataloader(self) -> DataLoader:
-        # batch_size=None: the sampler yields whole batches of indices, and TensorDataset
-        # slices its tensors with them. Still a DataLoader: it draws its base seed from the
-        # same generator as before (or from torch's global one under DDP), so the draws that
-        # follow, the shuffles and dropout masks, stay those of the row-by-row loader.
-        rows = len(self.train_set)
-        if self.trainer is None or self.trainer.world_size == 1:
-            shuffle = torch.Generator().manual_seed(self.seed)
-            batches = Batches(rows, self.batch_size, generator=shuffle)
-            return DataLoader(self.train_set, batch_size=None, sampler=batches, generator=shuffle)
-        # DDP: each rank trains on its own shard of every epoch's shuffle (Lightning calls
-        # set_epoch); batch_size is per device, as in Lightning.
-        shard: DistributedSampler[Any] = DistributedSampler(
-            self.train_set,
-            num_replicas=self.trainer.world_size,
-            rank=self.trainer.global_rank,
-            shuffle=True,
-            seed=self.seed,
-        )
-        batches = Batches(rows, self.batch_size, shard=shard)
-        return DataLoader(self.train_set, batch_size=None, sampler=batches)
+    def __len__(self) -> int:
+        rows = len(self.x) if self.shard is None else len(self.shard)
+        return -(-rows // self.batch_size)
 
-    def val_dataloader(self) -> DataLoader:
-        # The whole split in one batch (one slice, no row-by-row collation), on every rank:
-        # not sharded, so val_loss and the best epoch are those of a single-device evaluation
-        # and the same on all ranks.
-        return DataLoader(self.val_set, batch_size=None, sampler=[slice(None)])
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # A DataLoader's first draw of every epoch: its workers' base seed, from its generator
+        # (torch's global one under DDP). Drawn here too, so that the shuffles and dropout
+        # masks after it stay the loader's.
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        if self.shard is not None:
+            self.shard.set_epoch(epoch)  # a new shuffle per epoch
+            order = torch.tensor(list(self.shard), dtype=torch.int64)
+        else:
+            # RandomSampler's draws: one permutation per epoch, then (drawn once it is
+            # exhausted) another for the num_samples % rows rows beyond whole passes, of which
+            # it keeps none. Drawn here too, or every later epoch's order would differ.
+            order = torch.randperm(len(self.x), generator=self.generator)
+            torch.randperm(len(self.x), generator=self.generator)
+        for index in order.split(self.batch_size):
+            yield self.x[index], self.y[index]
 
 
 @dataclass(frozen=True)
@@ -244,7 +157,7 @@ def fit_network(
     """The training procedure: what the train stage ships and every evaluate fold repeats,
     so that cross-validation estimates the procedure that made the shipped model.
 
-    Threads, seeds, the network and Lightning's loop all come from `params` and `seed`.
+    Threads, seeds, the network and the loop all come from `params` and `seed`.
     `one_device` trains on one device without DDP, whatever `params` asks (evaluate's folds
     run inside a process, and under ddp Lightning would re-run the whole calling script).
     """
@@ -296,42 +209,92 @@ def train_network(
     on_epoch: Callable[[int, dict[str, float]], None],
     trainer_options: dict[str, Any],
 ) -> Fitted:
-    """Train with early stopping on val_loss; return the network with the best epoch's weights.
+    """Train with early stopping on the validation loss; return the network with the best
+    epoch's weights (kept in memory: no checkpoint files).
 
-    Under `strategy: ddp` Lightning re-runs the calling script once per extra device, so every
-    rank returns here; only the one with `is_global_zero` should go on to write outputs.
+    Each epoch: the training batches, the epoch's mean training loss (averaged over ranks),
+    then the whole validation split in one batch on every rank (not sharded, so its loss
+    and the best epoch are those of a single-device evaluation and the same on all ranks).
+    Training stops once `patience` epochs in a row bring no lower validation loss, or at a
+    loss that is not finite. `on_epoch` gets train_loss, val_loss and val_f1 (rank 0 only).
+
+    Under `strategy: ddp` Lightning re-runs the calling script once per extra device, so
+    every rank returns here; only the one with `is_global_zero` should go on to write outputs.
     """
-    # A copy: training updates the parameters in place.
-    initial = copy.deepcopy(module.net.state_dict())
-    best = KeepBest()
+    initial = copy.deepcopy(module.net.state_dict())  # training updates it in place
     try:
-        trainer = L.Trainer(
-            max_epochs=max_epochs,
-            callbacks=[
-                EarlyStopping(MONITOR, patience=patience, mode="min"),
-                best,
-                EpochLog(on_epoch),
-            ],
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            deterministic=True,
-            use_distributed_sampler=False,  # Splits shards the training data itself
-            **trainer_options,
-        )
+        fabric = L.Fabric(**trainer_options)
     except (ValueError, MisconfigurationException) as err:  # an accelerator/precision typo
         keys = ", ".join(f"train.{k}" for k in trainer_options)
         raise ParamsError(f"{keys}: {' '.join(str(err).split())}") from None  # one line
-    trainer.fit(module, datamodule=Splits(train, val, batch_size=batch_size, seed=seed))
-    if best.state is None:
-        raise RuntimeError("training ran no validation epoch")
-    module.load_state_dict(best.state)
+    fabric.launch()
+    _deterministic()
+    model, optimizer = fabric.setup(module, module.configure_optimizer())
+    # The wrapper's work on every call (converting inputs and outputs, and a backward hook
+    # that only warns when loss.backward() is called instead of fabric.backward()) is a
+    # third of a small network's step: training steps call the module it wraps (DDP's
+    # wrapper under ddp) in the precision's forward context, on inputs converted once.
+    precision, forward = fabric.strategy.precision, model._forward_module
+    batches = Batches(
+        precision.convert_input(tuple(t.to(fabric.device) for t in train)),
+        batch_size,
+        seed=seed,
+        world_size=fabric.world_size,
+        rank=fabric.global_rank,
+    )
+    x_val, y_val = (t.to(fabric.device) for t in val)
+    f1 = MacroF1(module.net.output.out_features).to(fabric.device)
+    best_loss, best_epoch, best_state, waited, epoch = math.inf, -1, None, 0, 0
+    for epoch in range(max_epochs):
+        model.train()
+        loss_sum, rows = torch.zeros((), device=fabric.device), 0
+        for x, y in batches.epoch(epoch):
+            with precision.forward_context():
+                loss = module.loss(forward(x), y)
+            optimizer.zero_grad()
+            fabric.backward(loss)
+            optimizer.step()
+            # The epoch's mean loss, summed in float32 (or wider): loss times batch size.
+            value = loss.detach().to(torch.promote_types(loss.dtype, torch.float32))
+            loss_sum, rows = loss_sum + value * len(y), rows + len(y)
+        # Each rank's mean, averaged over ranks (each trains on an equal shard).
+        train_loss = fabric.all_reduce(loss_sum / rows, reduce_op="mean")
+        assert isinstance(train_loss, torch.Tensor)
+        model.eval()
+        with torch.no_grad():
+            logits = chunked_logits(model, x_val)
+        val_loss = float(module.loss(logits, y_val))
+        f1.reset()
+        f1.update(logits.argmax(dim=1), y_val)
+        metrics = {
+            "train_loss": float(train_loss),
+            "val_loss": val_loss,
+            "val_f1": float(f1.compute()),
+        }
+        if fabric.is_global_zero:
+            on_epoch(epoch, metrics)
+        if val_loss < best_loss:
+            best_loss, best_epoch, waited = val_loss, epoch, 0
+            best_state = copy.deepcopy(module.state_dict())
+        else:
+            waited += 1
+        if waited >= patience or not math.isfinite(val_loss):
+            break
+    if best_state is None:
+        raise RuntimeError("no epoch had a finite validation loss")
+    module.load_state_dict(best_state)
     module.net.eval()
     # float(): a bf16/16-true run leaves the weights in half precision; evaluate and save fp32.
     net = module.net.float().cpu()
-    return Fitted(net, initial, best.best_epoch, trainer.current_epoch, trainer.is_global_zero)
+    return Fitted(net, initial, best_epoch, epoch + 1, fabric.is_global_zero)
+
+
+def _deterministic() -> None:
+    # What Trainer(deterministic=True) sets: deterministic kernels (cuBLAS needs the
+    # workspace setting for them), no cuDNN autotuning.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
 
 
 @torch.no_grad()
@@ -353,5 +316,6 @@ class _NoTips(logging.Filter):
 def quiet_lightning() -> None:
     # Lightning advertises cloud loggers and lists the devices on every run, and its own
     # pytree code trips a torch FutureWarning; none of it is ours to act on.
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_NoTips())
     warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
