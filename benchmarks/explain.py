@@ -114,8 +114,13 @@ def parts(params_file: Path, model: Path, data: Path, out: Path) -> None:
     from threadpoolctl import threadpool_limits
 
     from topoxai import attribution, controls, sample
-    from topoxai import explain as ex
     from topoxai.artifacts import load_card
+    from topoxai.explain.attributions import attribution_report
+    from topoxai.explain.graph import mapper_report
+    from topoxai.explain.inputs import in_float64, load_inputs
+    from topoxai.explain.layers import start_topology
+    from topoxai.explain.report import write
+    from topoxai.explain.weights import start_shuffles, weights_report
     from topoxai.params import load_params
     from topoxai.pool import Pool
 
@@ -129,27 +134,27 @@ def parts(params_file: Path, model: Path, data: Path, out: Path) -> None:
         started = controls.start(pool, load_card(model)["architecture"], rows.points,
                                  rows.labels, seed=seed, count=params.controls, k=params.k,
                                  max_scale=params.filtration_max)  # fmt: skip
-        inputs = timed("load model", lambda: ex.in_float64(ex.load_inputs(model, rows)))
-        finish = timed("start layers' diagrams", lambda: ex.start_topology(
+        inputs = timed("load model", lambda: in_float64(load_inputs(model, rows)))
+        finish = timed("start layers' diagrams", lambda: start_topology(
             inputs, params, seed=seed, level=level, pool=pool, control_diagrams=started))  # fmt: skip
-        shuffles = ex.start_shuffles(inputs, params, seed=seed, pool=pool)
-        graph = timed("mapper", lambda: ex.mapper_report(inputs, params, seed=seed, level=level))
+        shuffles = start_shuffles(inputs, params, seed=seed, pool=pool)
+        graph = timed("mapper", lambda: mapper_report(inputs, params, seed=seed, level=level))
         mapper_error = graph.feature_scores["mapper_error"]
         reports = [
             timed(
                 "attribution",
-                lambda: ex.attribution_report(inputs, params, seed=seed, mapper_error=mapper_error),
+                lambda: attribution_report(inputs, params, seed=seed, mapper_error=mapper_error),
             ),
             timed("wait: topology", finish),
             timed(
                 "wait: neural persistence",
-                lambda: ex.weights_report(
+                lambda: weights_report(
                     inputs, params, seed=seed, level=level, pool=pool, shuffles=shuffles
                 ),
             ),
             graph,
         ]
-        timed("write (PNG, HTML, TSV)", lambda: ex.write(out, reports))
+        timed("write (PNG, HTML, TSV)", lambda: write(out, reports))
 
         print("attribution, of which:")
         x, y = inputs.rows.test, inputs.rows.test_labels

@@ -11,13 +11,18 @@ PACKAGE = ROOT / "src" / "topoxai"
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
-def module_file(name: str) -> Path | None:
-    """src/topoxai/<name>.py for a `topoxai.<name>` module, None for anything else."""
+def module_files(name: str) -> list[Path]:
+    """The files importing `topoxai.<name>` runs: src/topoxai/<name>.py, or a package's
+    <name>/__init__.py, and the __init__.py of every package above it (the top one's is
+    added by imported_files). Nothing for a name that is not a module of ours."""
     parts = name.split(".")
-    if parts[0] != "topoxai":
-        return None
-    path = PACKAGE.joinpath(*parts[1:]).with_suffix(".py")
-    return path if len(parts) > 1 and path.is_file() else None
+    if parts[0] != "topoxai" or len(parts) < 2:
+        return []
+    module, package = PACKAGE.joinpath(*parts[1:]), PACKAGE.joinpath(*parts[1:]) / "__init__.py"
+    found = module.with_suffix(".py") if module.with_suffix(".py").is_file() else package
+    if not found.is_file():
+        return []
+    return [found, *(PACKAGE.joinpath(*parts[1:i], "__init__.py") for i in range(2, len(parts)))]
 
 
 def imported_files(path: Path) -> set[Path]:
@@ -31,7 +36,7 @@ def imported_files(path: Path) -> set[Path]:
             names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
         else:
             continue
-        found.update(f for f in map(module_file, names) if f is not None)
+        found.update(f for name in names for f in module_files(name))
     if found:
         found.add(PACKAGE / "__init__.py")  # runs on every import of the package
     return found
@@ -58,5 +63,6 @@ def test_code_deps_are_the_scripts_import_closure(stage: str):
 
 
 def test_closure_follows_lazy_and_from_package_imports():
-    found = {p.name for p in closure(ROOT / "src/stages/explain.py")}
-    assert {"explain.py", "mapper.py", "topology.py", "errors.py", "__init__.py"} <= found
+    found = {p.relative_to(ROOT).as_posix() for p in closure(ROOT / "src/stages/explain.py")}
+    assert {f"src/topoxai/{name}" for name in ("explain/__init__.py", "explain/layers.py",
+            "mapper.py", "topology.py", "errors.py", "__init__.py")} <= found  # fmt: skip

@@ -20,7 +20,9 @@ from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier
 from topoxai.data import split_path, write_split
 from topoxai.errors import DataError
-from topoxai.explain import explain, in_float64, layer_names, load_inputs, topology_report
+from topoxai.explain import explain
+from topoxai.explain.inputs import in_float64, layer_names, load_inputs
+from topoxai.explain.layers import topology_report
 from topoxai.features import Preprocessor, fit_preprocessor
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError, parse

@@ -1,0 +1,280 @@
+"""Topology through the layers: persistent homology of each class in each chosen layer, with
+half-sample intervals and untrained controls drawn as training draws them."""
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from topoxai import controls, stats, topology
+from topoxai.artifacts import architecture
+from topoxai.explain.inputs import NETWORKS, Inputs, layer_names, representations
+from topoxai.explain.report import Report, ratio, rounded
+from topoxai.params import ExplainParams
+from topoxai.pool import Pool
+from topoxai.sample import stream
+
+HALVES = 4  # a spawn key under `seed` (sample.py lists them all)
+Key = tuple[Any, ...]  # ("full", network, layer, class) / ("half", b, ...) / ("null", i, ...)
+
+
+def start_controls(
+    inputs: Inputs, params: ExplainParams, *, seed: int, pool: Pool
+) -> Iterator[list[list[np.ndarray]]]:
+    """`controls.start` on the points and architecture of `inputs`."""
+    return controls.start(
+        pool,
+        architecture(inputs.trained),
+        inputs.rows.points,
+        inputs.rows.labels,
+        seed=seed,
+        count=params.controls,
+        k=params.k,
+        max_scale=params.filtration_max,
+    )
+
+
+def topology_report(
+    inputs: Inputs, params: ExplainParams, *, seed: int, level: float, pool: Pool
+) -> Report:
+    """Persistent homology of each class in each chosen layer, with intervals and controls
+    (`start_topology`, waited for)."""
+    return start_topology(inputs, params, seed=seed, level=level, pool=pool)()
+
+
+def start_topology(
+    inputs: Inputs,
+    params: ExplainParams,
+    *,
+    seed: int,
+    level: float,
+    pool: Pool,
+    control_diagrams: Iterator[list[list[np.ndarray]]] | None = None,
+) -> Callable[[], Report]:
+    """Start every persistence computation of the topology report on `pool`; the function
+    returned waits for them and builds the report.
+
+    Uses rows of every split (train, val and test): topology describes how the network
+    reshapes the data, not how it generalises, and more points give steadier k-NN graphs.
+    Intervals come from half-samples of each class (`stats.half_samples`); the trained
+    network's last hidden layer is placed among `params.controls` untrained networks drawn
+    as training draws them (`control_diagrams`: `start_controls`, started here if not yet).
+    All of them are submitted at once, so the point clouds wait in this process until a
+    worker takes them: bounded by the caps, about 70 MB with the default params.
+    """
+    x, y = inputs.rows.points, inputs.rows.labels
+    if control_diagrams is None:
+        control_diagrams = start_controls(inputs, params, seed=seed, pool=pool)
+    depth = len(inputs.trained.hidden)
+    last = f"hidden{depth}"  # the simplification ratio compares the input with this one
+    names = layer_names((*params.layers, "input", last), depth)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+    halves = stats.half_samples(groups, resamples=params.resamples, seed=stream(seed, HALVES))
+    keys, results = _start_diagrams(inputs, x, names, groups, halves, params, pool)
+
+    def finish() -> Report:
+        diagrams = dict(zip(keys, results, strict=True))
+        for j, by_class in enumerate(control_diagrams):
+            diagrams |= {("null", j, last, i): diagram for i, diagram in enumerate(by_class)}
+        return _topology_report(inputs, params, diagrams, halves, names, seed=seed, level=level)
+
+    return finish
+
+
+def _topology_report(
+    inputs: Inputs,
+    params: ExplainParams,
+    diagrams: dict["Key", list[np.ndarray]],
+    halves: list[list[np.ndarray]],
+    names: list[str],
+    *,
+    seed: int,
+    level: float,
+) -> Report:
+    y = inputs.rows.labels
+    depth = len(inputs.trained.hidden)
+    every = layer_names(("input", "hidden", "logits"), depth)
+    last = f"hidden{depth}"
+    classes = np.unique(y).tolist()
+    seeds = controls.control_seeds(seed, params.controls)
+    totals = {
+        key: [topology.total_persistence(d, params.filtration_max) for d in dgms]
+        for key, dgms in diagrams.items()
+    }
+
+    def per_class(key: Key, dim: int) -> list[float]:
+        return [totals[(*key, i)][dim] for i in range(len(classes))]
+
+    def total(*key: Any, dim: int) -> float:
+        return sum(per_class(key, dim))
+
+    # Totals grow with the number of points: their half-sample spread is scaled by n / m.
+    scale = len(y) / sum(len(h) for h in halves[0])
+    intervals = {
+        (name, dim): stats.half_sample_interval(
+            total("full", "trained", name, dim=dim),
+            [total("half", b, name, dim=dim) for b in range(len(halves))],
+            level=level,
+            scale=scale,
+        )
+        for name in names
+        for dim in (0, 1)
+    }
+    report = Report()
+    layers = _layer_table(per_class, names, every, classes)
+    for dim in (0, 1):
+        layers[f"trained_h{dim}_low"] = [intervals[name, dim][0] for name in names]
+        layers[f"trained_h{dim}_high"] = [intervals[name, dim][1] for name in names]
+    report.tables["layers.tsv"] = layers
+    report.tables["betti.tsv"] = _betti_table(diagrams, last, classes, params)
+    null = {
+        dim: np.array([total("null", i, last, dim=dim) for i in range(len(seeds))])
+        for dim in (0, 1)
+    }
+    inputs_total = {dim: total("full", "trained", "input", dim=dim) for dim in (0, 1)}
+    null_ratio = {dim: null[dim] / inputs_total[dim] if inputs_total[dim] > 0 else null[dim] * np.nan
+                  for dim in (0, 1)}  # fmt: skip
+    metrics: dict[str, Any] = {}
+    for dim in (0, 1):
+        ratios = [
+            ratio(total("half", b, last, dim=dim), total("half", b, "input", dim=dim))
+            for b in range(len(halves))
+        ]
+        trained = ratio(total("full", "trained", last, dim=dim), inputs_total[dim])
+        metrics[f"simplification_h{dim}"] = _compared(
+            trained,
+            stats.half_sample_interval(trained, ratios, level=level),
+            ratio(total("full", "control", last, dim=dim), inputs_total[dim]),
+            null_ratio[dim],
+        )
+    metrics["total_persistence_h1"] = {
+        "input": rounded(inputs_total[1]),
+        "input_ci_low": rounded(intervals["input", 1][0]),
+        "input_ci_high": rounded(intervals["input", 1][1]),
+        **_compared(
+            total("full", "trained", last, dim=1),
+            intervals[last, 1],
+            total("full", "control", last, dim=1),
+            null[1],
+        ),
+    }
+    metrics["half_sample_rows"] = {
+        f"class_{inputs.rows.spec.classes[c]}": len(h) for c, h in zip(classes, halves[0])
+    }
+    report.metrics["topology"] = metrics
+    report.tables["controls.tsv"] = pd.DataFrame(
+        {
+            "control": range(len(seeds)),
+            "seed": seeds,
+            "simplification_h0": null_ratio[0],
+            "simplification_h1": null_ratio[1],
+            "total_persistence_h1": null[1],
+        }
+    )
+    grid = {
+        name: {
+            f"{network}, class {inputs.rows.spec.classes[c]}": diagrams[
+                "full", "trained" if name == "input" else network, name, i
+            ]
+            for network in NETWORKS
+            for i, c in enumerate(classes)
+        }
+        for name in names
+    }
+    report.figures["diagrams.png"] = topology.plot_diagrams(grid, params.filtration_max)
+    return report
+
+
+def _compared(
+    trained: float, interval: tuple[float, float], control: float, null: np.ndarray
+) -> dict[str, Any]:
+    """A trained value with its interval, its own initialisation's, and where it falls
+    among the controls: an empirical two-sided p and a z-score (None where undefined)."""
+    p, z = (
+        stats.empirical_p(trained, null.tolist(), alternative="two-sided")
+        if np.isfinite(trained) and np.isfinite(null).all()
+        else (np.nan, np.nan)
+    )
+    return {
+        "trained": rounded(trained),
+        "ci_low": rounded(interval[0]),
+        "ci_high": rounded(interval[1]),
+        "control": rounded(control),
+        "control_mean": rounded(float(np.mean(null))),
+        "control_sd": rounded(float(np.std(null, ddof=1))),
+        "p": rounded(p),
+        "z": rounded(z),
+    }
+
+
+def _start_diagrams(
+    inputs: Inputs,
+    x: np.ndarray,
+    names: list[str],
+    groups: list[np.ndarray],
+    halves: list[list[np.ndarray]],
+    params: ExplainParams,
+    pool: Pool,
+) -> tuple[list[Key], Iterator[list[np.ndarray]]]:
+    """Persistence diagrams of the trained network and its own initialisation, started on
+    the pool: their keys, and the diagrams in that order.
+
+    Keys end with the class's position. "full": each network's chosen layers on all the
+    points (the input's once, under "trained"); "half": the trained network's layers on each
+    half-sample.
+    """
+    reps = {network: representations(getattr(inputs, network), x) for network in NETWORKS}
+    keys: list[Key] = []
+    clouds = []
+    for network, name in itertools.product(NETWORKS, names):
+        if name == "input" and network != NETWORKS[0]:
+            continue
+        for i, rows in enumerate(groups):
+            keys.append(("full", network, name, i))
+            clouds.append((reps[network][name][rows], params.k, params.filtration_max))
+    for b, draw in enumerate(halves):
+        for name, (i, rows) in itertools.product(names, enumerate(draw)):
+            keys.append(("half", b, name, i))
+            clouds.append((reps["trained"][name][rows], params.k, params.filtration_max))
+    return keys, pool.start(topology.knn_persistence, clouds)
+
+
+def _layer_table(
+    per_class: Callable[[Key, int], list[float]],
+    names: list[str],
+    every: list[str],
+    classes: list[int],
+) -> pd.DataFrame:
+    """Total persistence per layer: one row per layer, columns network x dimension (x class)."""
+    rows = []
+    for name in names:
+        row: dict[str, Any] = {"depth": every.index(name), "layer": name}
+        for network, dim in itertools.product(NETWORKS, (0, 1)):
+            source = "trained" if name == "input" else network  # one input for both
+            values = per_class(("full", source, name), dim)
+            row[f"{network}_h{dim}"] = sum(values)
+            row.update({f"{network}_h{dim}_class{c}": v for c, v in zip(classes, values)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _betti_table(
+    diagrams: dict[Key, list[np.ndarray]],
+    last: str,
+    classes: list[int],
+    params: ExplainParams,
+) -> pd.DataFrame:
+    """Betti-0 and Betti-1 curves (summed over classes): input and last hidden layer."""
+    scales = np.linspace(0.0, params.filtration_max, params.filtration_steps)
+    table: dict[str, Any] = {"scale": scales}
+    for label, network, name in (("input", "trained", "input"), ("trained", "trained", last),
+                                 ("control", "control", last)):  # fmt: skip
+        for dim in (0, 1):
+            curves = [
+                topology.betti_curve(diagrams["full", network, name, i][dim], scales)
+                for i in range(len(classes))
+            ]
+            table[f"{label}_b{dim}"] = np.sum(curves, axis=0)
+    return pd.DataFrame(table)
