@@ -15,7 +15,7 @@ from topoxai.classifier import Classifier
 from topoxai.controls import (
     control_persistence,
     control_seeds,
-    draw,
+    initial_layers,
     last_hidden,
     start,
 )
@@ -40,7 +40,7 @@ def _state(layers: list) -> dict[str, np.ndarray]:
 
 def test_a_control_has_the_distribution_of_the_train_stages_initialisation():
     arch = architecture(Classifier(50, (200, 30), 2).net)
-    control = _state(draw(arch, 7))
+    control = _state(initial_layers(arch, 7))
     state = torch.random.get_rng_state()
     lightning.seed_everything(7, workers=True, verbose=False)  # as topoxai.train does
     started = Classifier(50, (200, 30), 2).net  # the train stage's own initialisation
@@ -62,7 +62,7 @@ def test_a_control_has_the_distribution_of_the_train_stages_initialisation():
 
 def test_controls_are_seeded():
     arch = architecture(Classifier(5, (7, 3), 2).net)
-    first, second, again = (draw(arch, seed)[0][0] for seed in (1, 2, 1))
+    first, second, again = (initial_layers(arch, seed)[0][0] for seed in (1, 2, 1))
     assert np.array_equal(again, first)
     assert not np.array_equal(second, first)
 
@@ -73,10 +73,12 @@ def test_a_controls_last_hidden_layer_is_the_mlps_in_numpy():
     arch = architecture(Classifier(6, (40, 30), 2).net)
     x = np.random.default_rng(0).normal(size=(50, 6))
     net = MLP.from_architecture(arch).double()
-    net.load_state_dict({name: torch.from_numpy(a) for name, a in _state(draw(arch, 11)).items()})
+    net.load_state_dict(
+        {name: torch.from_numpy(a) for name, a in _state(initial_layers(arch, 11)).items()}
+    )
     with torch.no_grad():
         expected = net.activations(torch.from_numpy(x))[-2].numpy()
-    ours = last_hidden(draw(arch, 11), x)
+    ours = last_hidden(initial_layers(arch, 11), x)
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
     groups = [np.arange(25), np.arange(25, 50)]
     diagrams = control_persistence(arch, 11, x, groups, 4, 6.0)

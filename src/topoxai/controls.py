@@ -17,23 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from topoxai import topology
+from topoxai import seeds, topology
 from topoxai.errors import DataError
 
 if TYPE_CHECKING:
     from topoxai.pool import Pool
 
-CONTROL_STREAM = 2  # a spawn key under `seed` (sample.py lists them all)
 Layer = tuple[np.ndarray, np.ndarray]  # (weight: out x in, bias), as nn.Linear holds them
 
 
 def control_seeds(seed: int, count: int) -> list[int]:
     """`count` seeds for untrained controls, derived from `seed` (never `seed` itself twice)."""
-    sequence = np.random.SeedSequence(seed, spawn_key=(CONTROL_STREAM,))
+    sequence = np.random.SeedSequence(seed, spawn_key=(seeds.CONTROLS,))
     return [int(s) for s in sequence.generate_state(count)]
 
 
-def draw(architecture: dict[str, Any], seed: int) -> list[Layer]:
+def initial_layers(architecture: dict[str, Any], seed: int) -> list[Layer]:
     """Every layer's weight and bias, in float64, drawn as the train stage's are drawn.
 
     torch's nn.Linear starts weights and biases uniform on +-1/sqrt(fan_in) (Kaiming-uniform
@@ -70,7 +69,7 @@ def control_persistence(
 ) -> list[list[np.ndarray]]:
     """Persistence diagrams of one control's last hidden layer, one per group of rows of `x`
     (`topology.knn_persistence`): one job of the explain stage's pool."""
-    hidden = last_hidden(draw(architecture, seed), x)
+    hidden = last_hidden(initial_layers(architecture, seed), x)
     return [topology.knn_persistence(hidden[rows], k, max_scale) for rows in groups]
 
 

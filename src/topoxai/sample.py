@@ -10,13 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from topoxai import seeds
 from topoxai.data import SPLITS, read_split, split_path
 from topoxai.errors import DataError
 from topoxai.features import SPEC_FILE, Preprocessor
-
-# Spawn keys under the stage's `seed`, one per kind of draw, so that changing how many of one
-# kind are drawn never changes another: the sample 1, controls 2, shuffles 3, half-samples 4.
-SAMPLE_STREAM = 1
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ def draw(data_dir: Path, *, max_points: int, max_test_rows: int, seed: int) -> S
     splits = {name: read_split(split_path(data_dir, name), spec) for name in SPLITS}
     x = np.concatenate([splits[name][0] for name in SPLITS])
     y = np.concatenate([splits[name][1] for name in SPLITS])
-    rng = np.random.default_rng(stream(seed, SAMPLE_STREAM))
+    rng = np.random.default_rng(seeds.stream(seed, seeds.SAMPLE))
     chosen = stratified(y, max_points, rng)
     test_x, test_y, test_rows = splits["test"]
     tested = simple(len(test_y), max_test_rows, rng)
@@ -88,8 +85,3 @@ def stratified(labels: np.ndarray, cap: int, rng: np.random.Generator) -> np.nda
 def simple(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices of at most `cap` of `n` rows, drawn without replacement."""
     return np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
-
-
-def stream(seed: int, key: int) -> int:
-    """A seed of its own for one kind of draw (a spawn key above), derived from `seed`."""
-    return int(np.random.SeedSequence(seed, spawn_key=(key,)).generate_state(1)[0])

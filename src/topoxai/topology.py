@@ -12,10 +12,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 from sklearn.neighbors import NearestNeighbors
 
+from topoxai import seeds
+
 if TYPE_CHECKING:  # the explain stage's workers import this module and never plot
     from matplotlib.figure import Figure
 
-SHUFFLE_STREAM = 3  # the shuffles' generators: [seed, this, draw] (sample.py lists them all)
 # Duplicate rows give zero-length edges, which scipy's sparse graphs would read as "no edge".
 _MIN_LENGTH = 1e-9
 
@@ -135,12 +136,12 @@ def shuffled_persistence(weights: list[np.ndarray], seed: int, draws: range) -> 
     normaliser). Gaussian draws with the layer's variance would not: their network-wide
     largest |w| differs, and so does every normalised weight (the default model's first
     layer, still near its uniform initialisation, scores 0.07, and 0.49 as a Gaussian).
-    Draw i uses the generator [seed, SHUFFLE_STREAM, i], so a draw is the same whichever
+    Draw i uses the generator [seed, seeds.SHUFFLES, i], so a draw is the same whichever
     process computes it (one job of the explain stage's pool).
     """
     result = []
     for i in draws:
-        rng = np.random.default_rng([seed, SHUFFLE_STREAM, i])
+        rng = np.random.default_rng([seed, seeds.SHUFFLES, i])
         shuffled = [rng.permutation(w.ravel()).reshape(w.shape) for w in weights]
         result.append(neural_persistence(shuffled))
     return result

@@ -8,15 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from topoxai import controls, stats, topology
+from topoxai import controls, seeds, stats, topology
 from topoxai.artifacts import architecture
 from topoxai.explain.inputs import NETWORKS, Inputs, layer_names, representations
 from topoxai.explain.report import Report, ratio, rounded
 from topoxai.params import ExplainParams
 from topoxai.pool import Pool
-from topoxai.sample import stream
 
-HALVES = 4  # a spawn key under `seed` (sample.py lists them all)
 Key = tuple[Any, ...]  # ("full", network, layer, class) / ("half", b, ...) / ("null", i, ...)
 
 
@@ -71,7 +69,9 @@ def start_topology(
     last = f"hidden{depth}"  # the simplification ratio compares the input with this one
     names = layer_names((*params.layers, "input", last), depth)
     groups = [np.flatnonzero(y == c) for c in np.unique(y)]
-    halves = stats.half_samples(groups, resamples=params.resamples, seed=stream(seed, HALVES))
+    halves = stats.half_samples(
+        groups, resamples=params.resamples, seed=seeds.stream(seed, seeds.HALVES)
+    )
     keys, results = _start_diagrams(inputs, x, names, groups, halves, params, pool)
 
     def finish() -> Report:
