@@ -134,7 +134,7 @@ def run_train_stage(
 
 
 def test_train_stage_failing_after_setup_leaves_no_partial_outputs(trained: Repo, tmp_path):
-    """A Trainer option typo fails the stage with one line and nothing written."""
+    """A Fabric option typo fails the stage with one line and nothing written."""
     result = run_train_stage(trained, tmp_path, tmp_path / "out/models", precision="17-fake")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("error: train.accelerator, train.devices")

@@ -91,6 +91,34 @@ def test_code_params_and_commands_are_not_the_cpus_doing():
     ]
 
 
+def test_an_output_or_dependency_in_one_run_only_is_named():
+    lock = copy.deepcopy(LOCK)
+    lock["stages"]["train"]["outs"].append(out("reports/extra", "z0"))
+    del lock["stages"]["train"]["deps"][1]  # src/t.py
+    assert lock_changes(LOCK, lock)[1] == [
+        "reports/extra: in one run's outs of train only",
+        "src/t.py: in one run's deps of train only",
+    ]
+
+
+def test_a_file_inside_a_moved_folder_is_the_folders_move():
+    """A dependency on one file of another stage's folder output moves with that folder."""
+    before = copy.deepcopy(LOCK)
+    before["stages"]["explain"]["deps"].append(out("reports/train/metrics.json", "f0"))
+    after = changed(("train", "outs", 0, "m1"), ("train", "outs", 1, "rt1"),
+                    ("explain", "deps", 0, "m1"), ("explain", "outs", 0, "e1"))  # fmt: skip
+    after["stages"]["explain"]["deps"].append(out("reports/train/metrics.json", "f1"))
+    assert lock_changes(before, after) == (["models", "reports/explain", "reports/train"], [])
+
+
+def test_a_param_of_another_type_is_a_change():
+    lock = copy.deepcopy(LOCK)
+    lock["stages"]["train"]["params"]["params.yaml"]["train.lr"] = 1
+    before = copy.deepcopy(LOCK)
+    before["stages"]["train"]["params"]["params.yaml"]["train.lr"] = 1.0
+    assert lock_changes(before, lock)[1] == ["param train.lr: 1.0 -> 1"]
+
+
 def test_training_stages_are_the_ones_that_fit_networks():
     """Every stage that imports the training loop is listed, and no other: a new training
     stage must be, or verify would call its new weights a failure."""

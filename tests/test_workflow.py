@@ -82,7 +82,7 @@ def test_experiments_compare_and_apply(baseline: Repo):
 
 
 def test_lightning_device_knobs_pass_through_dvc(baseline: Repo):
-    """The knobs a GPU user changes go from -S to lightning.Trainer unchanged."""
+    """The knobs a GPU user changes go from -S to lightning.Fabric unchanged."""
     out = baseline.dvc(
         "exp", "run", "-n", "bf16", "-S", "train.accelerator=cpu", "-S", "train.devices=1",
         "-S", "train.precision=bf16-mixed", "-S", "train.max_epochs=2",

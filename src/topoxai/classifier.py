@@ -242,7 +242,7 @@ def train_network(
         world_size=fabric.world_size,
         rank=fabric.global_rank,
     )
-    x_val, y_val = (t.to(fabric.device) for t in val)
+    x_val, y_val = precision.convert_input(tuple(t.to(fabric.device) for t in val))
     f1 = MacroF1(module.net.output.out_features).to(fabric.device)
     best_loss, best_epoch, best_state, waited, epoch = math.inf, -1, None, 0, 0
     for epoch in range(max_epochs):
@@ -260,10 +260,14 @@ def train_network(
         # Each rank's mean, averaged over ranks (each trains on an equal shard).
         train_loss = fabric.all_reduce(loss_sum / rows, reduce_op="mean")
         assert isinstance(train_loss, torch.Tensor)
+        # The Trainer's validation loader drew its base seed from torch's global generator:
+        # drawn here too, so that the next epoch's dropout masks stay the ones it gave.
+        torch.empty((), dtype=torch.int64).random_()
         model.eval()
-        with torch.no_grad():
-            logits = chunked_logits(model, x_val)
-        val_loss = float(module.loss(logits, y_val))
+        # As the training steps run, so that the loss is in the precision they train in.
+        with torch.no_grad(), precision.forward_context():
+            logits = chunked_logits(forward, x_val)
+            val_loss = float(module.loss(logits, y_val))
         f1.reset()
         f1.update(logits.argmax(dim=1), y_val)
         metrics = {
@@ -278,7 +282,9 @@ def train_network(
             best_state = copy.deepcopy(module.state_dict())
         else:
             waited += 1
-        if waited >= patience or not math.isfinite(val_loss):
+        stop = waited >= patience or not math.isfinite(val_loss)
+        # Every rank must leave the loop at the same epoch, or the others wait for it forever.
+        if fabric.strategy.reduce_boolean_decision(stop, all=False):
             break
     if best_state is None:
         raise RuntimeError("no epoch had a finite validation loss")

@@ -111,31 +111,40 @@ def lock_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], l
     """(outputs whose hash moved as another CPU moves them, every other difference)."""
     old_stages, new_stages = old.get("stages", {}), new.get("stages", {})
     problems = [f"stage {s}: not in both runs" for s in sorted(set(old_stages) ^ set(new_stages))]
+    common = [s for s in new_stages if s in old_stages]
     moved: dict[str, str] = {}  # output -> its stage
-    for name in (s for s in new_stages if s in old_stages):
+    for name in common:
         before, after = old_stages[name], new_stages[name]
         if before.get("cmd") != after.get("cmd"):
             problems.append(f"stage {name}: its command changed")
         problems += _param_changes(before.get("params", {}), after.get("params", {}))
+        for kind in ("outs", "deps"):
+            once = set(_hashes(before.get(kind))) ^ set(_hashes(after.get(kind)))
+            problems += [f"{path}: in one run's {kind} of {name} only" for path in sorted(once)]
         old_outs, new_outs = _hashes(before.get("outs")), _hashes(after.get("outs"))
-        moved |= {path: name for path in new_outs if old_outs.get(path) != new_outs[path]}
-    old_outputs, new_outputs = _outputs(old), _outputs(new)
-    for name in (s for s in new_stages if s in old_stages):
-        old_deps = _hashes(old_stages[name].get("deps"))
-        for path, digest in _hashes(new_stages[name].get("deps")).items():
-            # An output of another stage that moved is that stage's difference, not this one's.
-            upstream = path in new_outputs and (old_outputs.get(path), new_outputs[path]) == (
-                old_deps.get(path),
-                digest,
-            )
-            if old_deps.get(path) != digest and not upstream:
+        moved |= {p: name for p, h in new_outs.items() if p in old_outs and old_outs[p] != h}
+    outputs = _outputs(new)
+    for name in common:
+        old_deps, new_deps = (
+            _hashes(old_stages[name].get("deps")),
+            _hashes(new_stages[name].get("deps")),
+        )
+        for path, digest in new_deps.items():
+            # Inside an output of another stage that moved: that stage's difference.
+            if (
+                path in old_deps
+                and old_deps[path] != digest
+                and _holder(path, outputs) not in moved
+            ):
                 problems.append(f"{path}: changed (a dependency of {name})")
     # An output may move if its stage trains, or if one of its inputs moved as it may.
     allowed = {path for path, stage in moved.items() if stage in TRAINING_STAGES}
     grew = True
     while grew:
         inputs_moved = {
-            name for name, stage in new_stages.items() if allowed & set(_hashes(stage.get("deps")))
+            name
+            for name, stage in new_stages.items()
+            if any(_holder(dep, outputs) in allowed for dep in _hashes(stage.get("deps")))
         }
         more = {path for path, stage in moved.items() if stage in inputs_moved} - allowed
         allowed |= more
@@ -204,7 +213,8 @@ def _param_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [
         f"param {key}: {_shown(before, key)} -> {_shown(after, key)}"
         for key in sorted(set(before) | set(after))
-        if before.get(key) != after.get(key)
+        # 1 and 1.0 (or True) are equal in Python, not in params.yaml
+        if (type(before.get(key)), before.get(key)) != (type(after.get(key)), after.get(key))
     ]
 
 
@@ -223,14 +233,17 @@ def _outputs(lock: dict[str, Any]) -> dict[str, str | None]:
     }
 
 
+def _holder(path: str, outputs: Mapping[str, Any]) -> str | None:
+    """The output that is `path` or the folder holding it, if any."""
+    return next((o for o in outputs if path == o or path.startswith(o.rstrip("/") + "/")), None)
+
+
 def _holding_outputs(lock: dict[str, Any], files: list[str]) -> dict[str, str | None]:
     """The dvc.lock hash of each output that holds one of `files` (itself or its folder)."""
     outputs = _outputs(lock)
     holding = {}
     for file in files:
-        owner = next(
-            (p for p in outputs if file == p or file.startswith(p.rstrip("/") + "/")), None
-        )
+        owner = _holder(file, outputs)
         if owner is None:
             raise UserError(f"{file}: no stage in {LOCK} writes it; run `dvc repro` first")
         holding[owner] = outputs[owner]
@@ -242,6 +255,8 @@ def _load_expected(root: Path, rev: str, lock: dict[str, Any]) -> dict[str, Any]
     try:
         expected = json.loads(text)
         recorded = expected["lock"]
+        if not isinstance(recorded, dict) or not isinstance(expected["metrics"], dict):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
         raise UserError(f"{rev}:{EXPECTED}: not a file `topoxai verify --record` wrote") from None
     outputs = _outputs(lock)
@@ -270,7 +285,11 @@ def _require_in_sync(root: Path) -> None:
     )  # fmt: skip
     if status.returncode != 0:
         raise UserError(f"dvc status failed: {(status.stderr or status.stdout).strip()}")
-    if json.loads(status.stdout or "{}"):
+    try:
+        changed = json.loads(status.stdout or "{}")
+    except ValueError:
+        raise UserError(f"dvc status --json: not JSON ({status.stdout[:80]!r})") from None
+    if changed:
         raise UserError(
             "the workspace is not what dvc.lock records (`dvc status` lists what changed): "
             "run `make run` (dvc repro) first"
@@ -279,7 +298,7 @@ def _require_in_sync(root: Path) -> None:
 
 def _git_show(root: Path, rev: str, path: Path) -> str:
     shown = subprocess.run(
-        ["git", "show", f"{rev}:{path.as_posix()}"],
+        ["git", "show", f"{rev}:./{path.as_posix()}"],  # ./: the project may be a subfolder
         cwd=root, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if shown.returncode != 0:
