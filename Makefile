@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the venv's without asking for `activate`.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install run verify test test-slow test-full lint clean plots compare grid agent-run
+.PHONY: help install run verify test test-slow test-floors test-full lint clean plots compare grid agent-run
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,15 @@ test: $(STAMP)  ## lint, type-check and run the fast tests
 
 test-slow: $(STAMP)  ## only the slow end-to-end tests (CI runs them after `make test`)
 	pytest -n $(TEST_JOBS) -m slow
+
+# The fast tests on the oldest versions pyproject.toml allows (.ci/floors.py lists them), in
+# a venv of their own: a floor that the code outgrew fails here, not on a user's machine.
+FLOORS := .venv-floors
+test-floors: $(STAMP)  ## the fast tests on pyproject.toml's version floors (CI runs it)
+	rm -rf $(FLOORS) && $(PYTHON) -m venv $(FLOORS)
+	$(BIN)/python .ci/floors.py > $(FLOORS)/floors.txt
+	$(FLOORS)/bin/python -m pip install --quiet --constraint $(FLOORS)/floors.txt --editable '.[pipeline,dev]'
+	$(FLOORS)/bin/python -m pytest -n $(TEST_JOBS) -m 'not slow' -p no:cacheprovider
 
 test-full: $(STAMP)  ## all tests, the slow end-to-end ones included
 	pytest -n $(TEST_JOBS)
