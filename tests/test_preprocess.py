@@ -1,5 +1,6 @@
 """The preprocess stage's work: the split files, their spec and the data metrics."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -31,7 +32,7 @@ CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngin
 @pytest.fixture
 def data() -> DataParams:
     return DataParams(
-        source="raw.csv", sha256=None, target="y", categorical=("Sex",), drop=("ID",),
+        source="raw.csv", sha256=None, target="y", positive_class=None, categorical=("Sex",), drop=("ID",),
         positive=("Chol",), split=(0.5, 0.25, 0.25),
     )  # fmt: skip
 
@@ -233,3 +234,20 @@ def test_stage_reports_columns_and_leaves_out_dropped_ones(tmp_path):
     }
     header = pd.read_parquet(tmp_path / "processed/train.parquet").columns.tolist()
     assert header[:3] == ["row", "Age", "RestingBP"] and "PatientID" not in header
+
+
+def test_a_text_target_needs_its_positive_class_named(data, raw, tmp_path):
+    frame = pd.read_csv(raw)
+    frame["y"] = frame["y"].map({0: "healthy", 1: "disease"})
+    frame.to_csv(raw, index=False)
+    with pytest.raises(DataError, match="column y has the labels 'disease', 'healthy': name the"):
+        preprocess(data, seed=0, raw=raw, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    named = dataclasses.replace(data, positive_class="disease")
+    metrics = preprocess(named, seed=0, raw=raw, out=tmp_path / "out")
+    spec = Preprocessor.load(tmp_path / "out/preprocess.json")
+    assert spec.classes == ["healthy", "disease"] and spec.positive_class == "disease"
+    _, y, row = read_split(tmp_path / "out/train.parquet", spec)
+    disease = (frame["y"].iloc[row] == "disease").to_numpy()
+    assert y.tolist() == disease.astype(int).tolist()
+    assert metrics["positive_rate"]["train"] == round(disease.mean(), 4)  # not "healthy"'s

@@ -6,6 +6,7 @@ shared DVC remote need not be trusted the way a pickle must.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ if TYPE_CHECKING:  # torch is imported where weights are read or written: `load_
     from topoxai.model import MLP
 
 FORMAT_VERSION = 1
+# safetensors' own limit on its JSON header (100 MB)
+MAX_HEADER = 100_000_000
 WEIGHTS = "model.safetensors"
 # The weights training started from: explain's untrained control. Saved rather than rebuilt
 # from the seed, since any draw from torch's RNG before the network is built would change it.
@@ -142,16 +145,59 @@ def _check_file(folder: Path, card: dict[str, Any], name: str) -> None:
 
 
 def _network(path: Path, arch: dict[str, Any]) -> MLP:
+    import torch
     from safetensors.torch import load_file
 
     from topoxai.model import MLP
 
+    # Before anything is allocated: a card edited to [40000, 40000] would otherwise build a
+    # 6.5 GB network only to find that the weights do not fit it.
+    check_shapes(path, arch)
     net = MLP.from_architecture(arch)
     try:
         net.load_state_dict(load_file(str(path)))
     except (SafetensorError, RuntimeError) as err:
         raise ModelError(f"{path}: does not fit the architecture in {CARD} ({err})") from None
+    if not all(torch.isfinite(p).all() for p in net.parameters()):
+        raise ModelError(f"{path}: some weights are NaN or infinite; it cannot score anything")
     return net.eval()
+
+
+def check_shapes(path: Path, arch: dict[str, Any]) -> None:
+    """ModelError unless the safetensors file at `path` holds exactly the tensors, of the
+    shapes, that the card's architecture needs. Reads only the file's JSON header."""
+    sizes = _layer_sizes(arch)
+    names = [f"hidden.{i}" for i in range(len(sizes) - 2)] + ["output"]
+    expected = {}
+    for name, (n_in, n_out) in zip(names, itertools.pairwise(sizes)):
+        expected[f"{name}.weight"], expected[f"{name}.bias"] = [n_out, n_in], [n_out]
+    found = {name: entry.get("shape") for name, entry in _header(path).items()}
+    if found != expected:
+        differ = [n for n in expected if found.get(n) != expected[n]]
+        wrong = (differ + sorted(set(found) - set(expected)))[0]
+        raise ModelError(
+            f"{path}: tensor {wrong} is {found.get(wrong, 'missing')}, but the architecture in "
+            f"{CARD} needs {expected.get(wrong, 'no such tensor')}; the files come from "
+            "different models"
+        )
+
+
+def _header(path: Path) -> dict[str, Any]:
+    # The safetensors format: an 8-byte little-endian length, then that many bytes of JSON.
+    try:
+        with path.open("rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            if not 0 < length <= min(path.stat().st_size - 8, MAX_HEADER):
+                raise ValueError(f"a header of {length} bytes")
+            header = json.loads(f.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{path}: not a safetensors file ({err})") from None
+    header.pop("__metadata__", None)
+    if not all(isinstance(v, dict) for v in header.values()):
+        raise ModelError(f"{path}: not a safetensors file (malformed header)")
+    return header
 
 
 def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:

@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
         "--threshold", type=float, default=0.5, help="predict the positive class at >= (0.5)"
     )
     p.add_argument(
+        "--strict", action="store_true",
+        help="refuse the input, writing nothing, if any row is outside the training data "
+        "(see the flags column)",
+    )  # fmt: skip
+    p.add_argument(
         "--id", action="append", dest="ids", metavar="COLUMN",
         help="input column to copy to the output (repeatable); default: the row number",
     )  # fmt: skip
@@ -145,7 +150,7 @@ def _flatten(card: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 
 def _predict(args: argparse.Namespace) -> None:
     from topoxai.files import write_text
-    from topoxai.predict import predict_csv
+    from topoxai.predict import for_spreadsheets, predict_csv
 
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold must be in [0, 1] (got {args.threshold:g})")
@@ -153,9 +158,15 @@ def _predict(args: argparse.Namespace) -> None:
         raise UserError("--top needs --explain")
     explain = (TOP if args.top is None else args.top) if args.explain else None
     table = predict_csv(
-        args.model, args.input, threshold=args.threshold, id_columns=args.ids, explain=explain
+        args.model,
+        args.input,
+        threshold=args.threshold,
+        id_columns=args.ids,
+        explain=explain,
+        strict=args.strict,
     )
-    text = table.to_csv(index=False)
+    # Opened in spreadsheets: no cell that echoes the input may run as a formula there.
+    text = for_spreadsheets(table).to_csv(index=False)
     if args.output == "-":
         sys.stdout.write(text)
         return
@@ -164,9 +175,10 @@ def _predict(args: argparse.Namespace) -> None:
     except OSError as err:
         raise UserError(f"{args.output}: cannot write it ({err.strerror})") from None
     rows = f"{len(table)} row" + ("" if len(table) == 1 else "s")
-    positive = int((table["probability"] >= args.threshold).sum())
+    probability = table.columns[len(args.ids or ["row"])]  # P(<target>=<positive class>)
+    positive = int((table[probability] >= args.threshold).sum())
     print(
-        f"scored {rows}: {positive} positive (probability >= {args.threshold:g}); "
+        f"scored {rows}: {positive} positive ({probability} >= {args.threshold:g}); "
         f"wrote {args.output}",
         file=sys.stderr,
     )

@@ -174,7 +174,12 @@ def fold_arrays(
     preprocessing fitted on the fit rows alone (as the preprocess stage fits on train)."""
     fit_rows, val_rows, test_rows = (frame.take(r) for r in (fold.fit, fold.val, fold.test))
     spec = fit_preprocessor(
-        fit_rows, target=data.target, categorical=list(data.categorical), source_sha256=""
+        fit_rows,
+        target=data.target,
+        categorical=list(data.categorical),
+        source_sha256="",
+        positive_class=data.positive_class,
+        not_measured=data.positive,
     )
     # float32 features: what the train stage reads from the processed splits.
     return [

@@ -6,6 +6,7 @@ re-applies it to raw rows.
 """
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,20 +16,31 @@ import pandas as pd
 
 from topoxai.errors import DataError
 
-FORMAT_VERSION = 1
+# 2: classes put the positive one last, and the training rows' domain is recorded.
+FORMAT_VERSION = 2
 SPEC_FILE = "preprocess.json"  # beside the processed splits, and in the model folder
 
 
 @dataclass(frozen=True)
 class Preprocessor:
     target: str
-    classes: list[Any]
+    classes: list[Any]  # [negative, positive]: the probability predicted is the last's
     numeric: list[str]
     means: list[float]
     scales: list[float]
     categorical: list[str]
-    categories: list[list[str]]
+    categories: list[list[str]]  # the known categories (the domain, as much as the encoding)
     source_sha256: str
+    # The model's domain (topoxai.domain): each numeric column's smallest and largest value
+    # over the training rows, and the columns where a value <= 0 means "not measured" (the
+    # rows training dropped: data.positive).
+    lows: list[float]
+    highs: list[float]
+    not_measured: list[str]
+
+    @property
+    def positive_class(self) -> Any:
+        return self.classes[1]
 
     @property
     def feature_names(self) -> list[str]:
@@ -73,7 +85,10 @@ class Preprocessor:
         try:
             spec = json.loads(text)
             if spec.pop("format_version", None) != FORMAT_VERSION:
-                raise DataError(f"format_version must be {FORMAT_VERSION}")
+                raise DataError(
+                    f"format_version must be {FORMAT_VERSION} (one written before the model's "
+                    "domain was recorded: rerun the pipeline, dvc repro)"
+                )
             return cls(**spec)
         except (
             ValueError,
@@ -93,12 +108,16 @@ class Preprocessor:
 
 
 def fit_preprocessor(
-    train: pd.DataFrame, *, target: str, categorical: list[str], source_sha256: str
+    train: pd.DataFrame,
+    *,
+    target: str,
+    categorical: list[str],
+    source_sha256: str,
+    positive_class: Any = None,
+    not_measured: list[str] | tuple[str, ...] = (),
 ) -> Preprocessor:
-    """Learn means, scales and categories from the training rows only."""
-    classes = sorted(train[target].unique().tolist())
-    if len(classes) != 2:
-        raise DataError(f"column {target}: the pipeline needs two classes, found {classes[:10]}")
+    """Learn means, scales, categories and ranges from the training rows only."""
+    classes = ordered_classes(train[target].unique().tolist(), positive_class, target)
     numeric = [c for c in train.columns if c != target and c not in categorical]
     values = numeric_block(train, numeric)
     means = values.mean(axis=0)
@@ -114,7 +133,52 @@ def fit_preprocessor(
         categorical=list(categorical),
         categories=[present_categories(train, c) for c in categorical],
         source_sha256=source_sha256,
+        lows=values.min(axis=0, initial=np.inf).tolist(),
+        highs=values.max(axis=0, initial=-np.inf).tolist(),
+        not_measured=[c for c in numeric if c in not_measured],
     )
+
+
+def ordered_classes(labels: list[Any], positive_class: Any, target: str) -> list[Any]:
+    """The target's two labels as [negative, positive].
+
+    `positive_class` None names 1 for a 0/1 target; any other target must name its positive
+    class (sorting would pick one at random: "disease" < "healthy", "no" < "yes").
+    """
+    if len(labels) != 2:
+        raise DataError(f"column {target}: the pipeline needs two classes, found {labels[:10]}")
+    shown = ", ".join(map(repr, sorted(labels, key=str)))
+    if positive_class is None:
+        numbers = [_number(v) for v in labels]
+        if sorted(n for n in numbers if n is not None) != [0, 1]:
+            raise DataError(
+                f"column {target} has the labels {shown}: name the one whose probability "
+                "to predict in data.positive_class"
+            )
+        positive_class = 1
+    # YAML's 1 is the CSV's 1, 1.0 or "1": compare as numbers where both are, else as text.
+    wanted = _number(positive_class)
+    chosen = [
+        i
+        for i, v in enumerate(labels)
+        if (wanted is not None and _number(v) == wanted) or str(v) == str(positive_class)
+    ]
+    if len(chosen) != 1:
+        raise DataError(
+            f"data.positive_class {positive_class!r} is not a label of column {target} "
+            f"(labels: {shown})"
+        )
+    return [labels[1 - chosen[0]], labels[chosen[0]]]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def present_categories(frame: pd.DataFrame, column: str) -> list[str]:

@@ -24,6 +24,9 @@ class DataParams:
     source: str
     sha256: str | None
     target: str
+    # The class whose probability is predicted; None: 1, for a 0/1 target (any other target
+    # must name it: features.ordered_classes).
+    positive_class: str | int | None
     categorical: tuple[str, ...]
     drop: tuple[str, ...]  # columns that are neither features nor the target (an ID, say)
     positive: tuple[str, ...]

@@ -1,5 +1,6 @@
 """Score raw patient rows with a trained model folder: no DVC, git, Lightning or training data."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -7,11 +8,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from topoxai import attribution
+from topoxai import attribution, domain
 from topoxai.artifacts import Model, ModelError, load_model
 from topoxai.data import read_table
 from topoxai.errors import DataError, UserError
-from topoxai.features import categorical_block
+from topoxai.features import Preprocessor, categorical_block, line_of
 from topoxai.model import chunked_logits
 
 # Integrated-gradient steps per row. On the default model's 918 rows, the contributions add
@@ -20,28 +21,60 @@ from topoxai.model import chunked_logits
 STEPS = 32
 # Contributions are written to 4 decimals: the quadrature's error is in the third.
 DECIMALS = 4
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # "-0.5" is no formula
 
 
 def predict(
-    model: Model, frame: pd.DataFrame, *, threshold: float = 0.5, warn: bool = True
+    model: Model,
+    frame: pd.DataFrame,
+    *,
+    threshold: float = 0.5,
+    warn: bool = True,
+    strict: bool = False,
 ) -> pd.DataFrame:
-    """Probability of the positive class (the last in the model's classes) and the label.
+    """The positive class's probability (column `probability_column(model.spec)`), the
+    predicted label, and the row's domain flags ("" inside the training data's domain).
 
     Rows go through exactly the preprocess stage's transform; unknown categories become
     all-zero one-hot columns, the same rule training applied to its validation and test rows.
+    A flagged row is scored all the same; `strict` refuses the frame instead (DataError
+    naming the first flagged row). `warn` prints notes on stderr; the flags are returned
+    either way.
     """
+    spec = model.spec
+    if frame.empty:
+        raise DataError("the input has no rows")
+    flags = domain.row_flags(spec, frame)
+    if strict and (first := domain.first_flag(frame, flags)):
+        raise DataError(f"{first} (strict: every row must be inside the training data)")
     features = _features(model, frame, warn=warn)
     with torch.no_grad():
         logits = chunked_logits(model.net, features)
         probability = torch.softmax(logits.double(), dim=1)[:, 1].numpy()
-    negative, positive = model.spec.classes
+    if not np.isfinite(probability).all():
+        i = int(np.argmax(~np.isfinite(probability)))
+        raise ModelError(
+            f"{line_of(frame, i)}: the model's output is not a number "
+            f"({flags[i] or 'the weights or the values are out of float range'})"
+        )
+    if warn and (note := domain.summary(flags)):
+        print(note, file=sys.stderr)
+    negative, positive = spec.classes
     return pd.DataFrame(
         {
-            "probability": probability,
+            probability_column(spec): probability,
             "prediction": np.where(probability >= threshold, positive, negative),
+            "flags": flags,
         },
         index=frame.index,
     )
+
+
+def probability_column(spec: Preprocessor) -> str:
+    """The name of predict's probability column: it says which class it is the probability of."""
+    return f"P({spec.target}={spec.positive_class})"
 
 
 def explain_rows(
@@ -112,6 +145,7 @@ def predict_csv(
     threshold: float = 0.5,
     id_columns: list[str] | None = None,
     explain: int | None = None,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Read a CSV of raw rows (`-` for stdin) and return id columns (or `row`) + predictions,
     then, with `explain=N`, the baseline's probability and each row's N top contributions."""
@@ -121,7 +155,7 @@ def predict_csv(
         raise DataError(f"--id column {missing[0]} is not in the input")
     if explain is not None:  # before the work, not after it
         _check_top(explain, len(attribution.feature_groups(model.spec)))
-    result = predict(model, frame, threshold=threshold)
+    result = predict(model, frame, threshold=threshold, strict=strict)
     parts = [frame[id_columns] if id_columns else pd.DataFrame({"row": frame.index}), result]
     if explain is not None:
         contributions = explain_rows(model, frame, warn=False)  # predict gave the notes
@@ -156,21 +190,33 @@ def _features(model: Model, frame: pd.DataFrame, *, warn: bool) -> torch.Tensor:
 
 
 def _warn_about(frame: pd.DataFrame, model: Model) -> None:
+    # Unknown categories are not noted here: they are flagged, row by row.
     spec = model.spec
     used = {*spec.numeric, *spec.categorical}
     extra = [c for c in frame.columns if c not in used]
     if extra:
         print(f"note: ignoring columns not used by the model: {', '.join(extra)}", file=sys.stderr)
-    for column, known in zip(spec.categorical, spec.categories):
-        if column not in frame.columns:
-            continue  # the transform names the missing column
-        # Each distinct value once (the first occurrence: an error still names the first bad
-        # line): a million rows hold a handful, and spelling every row again cost seconds.
-        values = categorical_block(frame[[column]].drop_duplicates(), column)
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            print(
-                f"note: column {column}: unknown categor{'y' if len(unknown) == 1 else 'ies'} "
-                f"{', '.join(map(repr, unknown))} encoded as all zeros (known: {', '.join(known)})",
-                file=sys.stderr,
-            )
+
+
+def for_spreadsheets(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with every text cell (and header) that a spreadsheet would read as a formula
+    prefixed with ', as OWASP advises for CSV files; numbers stay numbers ("-0.5" too)."""
+    out = table.rename(columns=_defused)
+    for name in out.columns:
+        if out[name].dtype != object and not isinstance(out[name].dtype, pd.CategoricalDtype):
+            continue  # numbers, as numbers
+        cells = out[name].to_numpy(dtype=object)
+        starts = pd.Series(cells).astype(str).str.startswith(FORMULA_START).to_numpy()
+        for i in np.flatnonzero(starts).tolist():  # the few that start so: text, not numbers?
+            if _is_text(cells[i]):
+                cells[i] = "'" + cells[i]
+        out[name] = cells
+    return out
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and not PLAIN_NUMBER.fullmatch(value)
+
+
+def _defused(name: str) -> str:
+    return f"'{name}" if str(name).startswith(FORMULA_START) and _is_text(name) else name

@@ -33,6 +33,8 @@ def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[s
         target=params.target,
         categorical=list(params.categorical),
         source_sha256=sha256_file(raw),
+        positive_class=params.positive_class,
+        not_measured=params.positive,
     )
     with atomic_dir(out) as tmp:
         for name, part in parts.items():
@@ -47,7 +49,7 @@ def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[s
         },
         "split": {name: len(parts[name]) for name in SPLITS},
         "positive_rate": {
-            name: round(float((parts[name][params.target] == spec.classes[-1]).mean()), 4)
+            name: round(float((parts[name][params.target] == spec.positive_class).mean()), 4)
             for name in SPLITS
         },
         "features": len(spec.feature_names),

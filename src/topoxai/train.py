@@ -111,6 +111,8 @@ def train(
             "architecture": architecture(fitted.net),
             "target": spec.target,
             "classes": spec.classes,
+            # predict's probability column, P(<target>=<positive_class>), is this class's
+            "positive_class": spec.positive_class,
             "feature_names": spec.feature_names,
             "metrics": {"test": test},
             "training": {

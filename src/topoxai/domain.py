@@ -1,0 +1,83 @@
+"""The model's domain: does a raw row look like the rows the model was trained on?
+
+A row is outside it when a numeric value is outside the training rows' range, when a value
+means "not measured" (<= 0 in a data.positive column: training dropped those rows), or when
+a category never occurred in training. The network still returns a number for such a row
+(a standardized z of 40, an all-zero one-hot block), so `predict` scores it and says why
+the number should not be trusted.
+
+The range is the training rows' minimum and maximum, not a quantile range: a ReLU network
+extrapolates linearly past the last value it saw, and that is where its numbers stop being
+estimates; a narrower range would flag, by construction, rows like those it learned from.
+"""
+
+import numpy as np
+import pandas as pd
+
+from topoxai.features import (
+    Preprocessor,
+    categorical_codes,
+    line_of,
+    numeric_block,
+    require_columns,
+)
+
+
+def row_flags(spec: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
+    """Per row, "" when it is inside the domain, else every reason, joined by "; ".
+
+    Each reason names the column, the row's value and the training range, rule or
+    categories. Costs a comparison per cell; text is built for flagged rows only.
+    """
+    require_columns(frame, [*spec.numeric, *spec.categorical])
+    flags = np.full(len(frame), "", dtype=object)
+    values = numeric_block(frame, spec.numeric)
+    for j, column in enumerate(spec.numeric):
+        v, low, high = values[:, j], spec.lows[j], spec.highs[j]
+        unmeasured = v <= 0 if column in spec.not_measured else np.zeros(len(v), bool)
+        rows = np.flatnonzero(unmeasured)
+        _add(flags, rows, [
+            f"{column}={v[i]:g}: not measured (training dropped rows with {column} <= 0)"
+            for i in rows
+        ])  # fmt: skip
+        rows = np.flatnonzero(~unmeasured & ((v < low) | (v > high)))
+        _add(flags, rows, [
+            f"{column}={v[i]:g}: outside the training range [{low:g}, {high:g}]" for i in rows
+        ])  # fmt: skip
+    for column, known in zip(spec.categorical, spec.categories):
+        codes, text = categorical_codes(frame, column)
+        unknown = pd.Index(known, dtype=object).get_indexer(pd.Index(text)) < 0
+        rows = np.flatnonzero(unknown[codes])
+        _add(flags, rows, [
+            f"{column}={text[codes[i]]!r}: a category training never saw "
+            f"(known: {', '.join(known)})"
+            for i in rows
+        ])  # fmt: skip
+    return flags
+
+
+def first_flag(frame: pd.DataFrame, flags: np.ndarray) -> str | None:
+    """Where the first flagged row is and its first reason, or None when no row is flagged."""
+    flagged = np.flatnonzero(flags != "")
+    if not len(flagged):
+        return None
+    i = int(flagged[0])
+    return f"{line_of(frame, i)}: {flags[i].split('; ')[0]}"
+
+
+def summary(flags: np.ndarray) -> str | None:
+    """The one line a user sees about flagged rows (None when there are none)."""
+    count = int((flags != "").sum())
+    if not count:
+        return None
+    verb = "is" if count == 1 else "are"
+    return (
+        f"note: {count} of {len(flags)} row{'s' * (len(flags) != 1)} {verb} outside the "
+        "training data: see the flags column"
+    )
+
+
+def _add(flags: np.ndarray, rows: np.ndarray, reasons: list[str]) -> None:
+    # Text for the flagged rows only: usually none or a few.
+    for i, reason in zip(rows.tolist(), reasons):
+        flags[i] = f"{flags[i]}; {reason}" if flags[i] else reason
