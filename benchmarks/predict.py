@@ -1,12 +1,15 @@
-"""Rows per second of `topoxai predict` end to end, its startup, and the forward pass's share;
-then `topoxai predict --explain` on fewer rows, with its CPU time and peak memory.
+"""Rows per second of `topoxai predict` end to end, its startup, and the shares of the
+forward pass and of the domain check (the flags column), on ordinary rows and on rows that
+are all flagged; then `topoxai predict --explain` on fewer rows, with its CPU time and peak
+memory.
 
 Needs a trained model folder (run `make run` first):
 
     python benchmarks/predict.py [--model models] [--rows 100000] [--raw data/raw/heart.csv]
                                  [--explain-rows 10000]
 
-The rows are the raw table's, drawn with replacement. End to end is the CLI as a user runs
+The rows are the raw table's, drawn with replacement (all flagged: the same rows with
+Cholesterol 0, "not measured", so that every row's flag text is built). End to end is the CLI as a user runs
 it (a new process: imports, reading, transform, forward, writing the output CSV). The
 forward share is the time inside the network's forward calls over the whole run, measured
 in one more run of the same command with the forward timed. The explain run's CPU time
@@ -25,24 +28,28 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-# The CLI, with MLP.forward timed: prints "<forward seconds> <total seconds>" on stderr.
+# The CLI, with MLP.forward and the domain check timed: prints "<forward seconds> <domain
+# seconds> <total seconds>" on stderr.
 TIMED = """
 import sys, time
 start = time.perf_counter()
 import torch
-from topoxai import cli, model
-forward, inner = [0.0], model.MLP.forward
-def timed(self, x):
-    t = time.perf_counter()
-    try:
-        return inner(self, x)
-    finally:
-        forward[0] += time.perf_counter() - t
-model.MLP.forward = timed
+from topoxai import cli, domain, model
+spent = {"forward": 0.0, "domain": 0.0}
+def timed(name, inner):
+    def run(*args):
+        t = time.perf_counter()
+        try:
+            return inner(*args)
+        finally:
+            spent[name] += time.perf_counter() - t
+    return run
+model.MLP.forward = timed("forward", model.MLP.forward)
+domain.row_flags = timed("domain", domain.row_flags)
 try:
     cli.main(sys.argv[1:])
 finally:
-    print(forward[0], time.perf_counter() - start, file=sys.stderr)
+    print(spent["forward"], spent["domain"], time.perf_counter() - start, file=sys.stderr)
 """
 
 
@@ -66,12 +73,12 @@ def measured(*args: str) -> tuple[float, float, float]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def forward_share(*args: str) -> tuple[float, float]:
-    """(forward seconds, total seconds) of one timed run."""
+def shares(*args: str) -> tuple[float, float, float]:
+    """(forward seconds, domain check seconds, total seconds) of one timed run."""
     result = subprocess.run([sys.executable, "-c", TIMED, "predict", *args], check=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    forward, total = map(float, result.stderr.splitlines()[-1].split())
-    return forward, total
+    forward, domain, total = map(float, result.stderr.splitlines()[-1].split())
+    return forward, domain, total
 
 
 def main() -> None:
@@ -90,7 +97,12 @@ def main() -> None:
         startup = min(run("--model", args.model, "--input", str(one)) for _ in range(args.repeat))
         rows = ("--model", args.model, "--input", str(many), "--output", str(out))
         total = min(run(*rows) for _ in range(args.repeat))
-        forward, timed_total = forward_share(*rows)
+        forward, domain, timed_total = shares(*rows)
+        flagged = Path(tmp) / "flagged.csv"
+        pd.read_csv(many).assign(Cholesterol=0).to_csv(flagged, index=False)
+        odd = ("--model", args.model, "--input", str(flagged), "--output", str(out))
+        odd_total = min(run(*odd) for _ in range(args.repeat))
+        _, odd_domain, odd_timed = shares(*odd)
         few = Path(tmp) / "few.csv"
         raw.sample(args.explain_rows, replace=True, random_state=0).to_csv(few, index=False)
         explain = ("--model", args.model, "--input", str(few), "--output", str(out), "--explain")
@@ -101,6 +113,11 @@ def main() -> None:
     )
     print(f"excluding startup: {args.rows / (total - startup):,.0f} rows/s")
     print(f"forward pass: {forward:.2f} s of {timed_total:.2f} s ({forward / timed_total:.0%})")
+    print(f"domain check: {domain:.2f} s of {timed_total:.2f} s ({domain / timed_total:.1%})")
+    print(
+        f"{args.rows} rows, every one flagged (best of {args.repeat}): {odd_total:.2f} s; "
+        f"domain check {odd_domain:.2f} s of {odd_timed:.2f} s ({odd_domain / odd_timed:.1%})"
+    )
     wall, cpu, peak = min(explained)
     print(
         f"--explain, {args.explain_rows} rows (best of {args.repeat}): {wall:.2f} s "

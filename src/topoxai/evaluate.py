@@ -1,5 +1,5 @@
 """The evaluate stage's work: repeated stratified k-fold cross-validation of the MLP and the
-baselines, with corrected intervals and paired tests.
+baselines, with corrected intervals and paired tests, calibration and decision curves.
 
 Every fold repeats the pipeline on its own rows: the preprocessing is fitted on the fold's
 training rows, early stopping watches a validation part carved out of them (never the
@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from topoxai.data import drop_nonpositive, read_raw, shuffle_split
+from topoxai import decision
+from topoxai.calibration import CALIBRATION, reliability
+from topoxai.data import PARQUET_CODEC, PARQUET_LEVEL, drop_nonpositive, read_raw, shuffle_split
 from topoxai.errors import DataError
 from topoxai.features import fit_preprocessor
 from topoxai.files import atomic_dir, json_text
@@ -25,6 +27,7 @@ from topoxai.params import DataParams, EvaluateParams, TrainParams
 MODELS = ("mlp", "logreg", "hist_gbm")
 BASELINES = MODELS[1:]
 PAIRED = ("roc_auc", "f1")  # the differences tested for the MLP against each baseline
+SCORES = (*METRICS, *CALIBRATION)  # per fold and model, on the fold's test rows
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,13 @@ class Fold:
     val: np.ndarray  # the MLP's early-stopping rows (part of the fold's training rows)
     test: np.ndarray
     seed: int  # the MLP's initialisation and shuffles in this fold
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    scores: dict[str, dict[str, float]]  # per model: every one of SCORES
+    probability: dict[str, np.ndarray]  # per model: the positive class's, per test row
+    label: np.ndarray  # per test row: 1 for the positive class
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,8 @@ def evaluate(
     splits = make_folds(
         labels, folds=params.folds, repeats=params.repeats, val_share=val_share, seed=seed
     )
-    scores = run_folds(Setup(kept, data, train), splits, jobs=params.jobs)
+    results = run_folds(Setup(kept, data, train), splits, jobs=params.jobs)
+    scores = [r.scores for r in results]
     # n_test / n_train of the correction: the fold's test rows against the rows the models
     # learned from (fit + val).
     test_train_ratio = 1 / (params.folds - 1)
@@ -82,9 +93,16 @@ def evaluate(
         "level": level,
         **summarise(scores, level=level, test_train_ratio=test_train_ratio),
     }
+    curves = [net_benefits(r) for r in results]
+    metrics["decision_curve"] = summarise_decisions(
+        curves, level=level, test_train_ratio=test_train_ratio
+    )
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json_text(metrics), encoding="utf-8")
         write_folds(tmp / "folds.tsv", splits, scores)
+        write_predictions(tmp / "predictions.parquet", splits, results, kept.index.to_numpy())
+        write_reliability(tmp / "calibration", results)
+        write_decision_curve(tmp / "decision_curve.tsv", curves)
     return metrics
 
 
@@ -140,8 +158,8 @@ def check_class_sizes(labels: np.ndarray, *, folds: int, val_share: float) -> No
         )
 
 
-def run_folds(setup: Setup, splits: list[Fold], *, jobs: int) -> list[dict[str, dict[str, float]]]:
-    """Each fold's test metrics per model, in fold order whatever `jobs`.
+def run_folds(setup: Setup, splits: list[Fold], *, jobs: int) -> list[FoldResult]:
+    """Each fold's test scores and probabilities per model, in fold order whatever `jobs`.
 
     Every fold seeds its own draws and runs with fixed thread counts, so a fold's numbers
     do not depend on which process ran it, nor on what ran before it there.
@@ -152,10 +170,11 @@ def run_folds(setup: Setup, splits: list[Fold], *, jobs: int) -> list[dict[str, 
         return list(pool.map(score_fold, ((setup, fold) for fold in splits)))
 
 
-def score_fold(setup: Setup, fold: Fold) -> dict[str, dict[str, float]]:
+def score_fold(setup: Setup, fold: Fold) -> FoldResult:
     """Fit the preprocessing, the MLP and the baselines on one fold; score its test rows."""
     from threadpoolctl import threadpool_limits
 
+    from topoxai.calibration import calibration
     from topoxai.metrics import baseline_models, classification_metrics
 
     train = setup.train
@@ -164,7 +183,11 @@ def score_fold(setup: Setup, fold: Fold) -> dict[str, dict[str, float]]:
         proba = {"mlp": fit_mlp(train, fold.seed, (x_fit, y_fit), (x_val, y_val), x_test)}
         for name, model in baseline_models(fold.seed).items():
             proba[name] = model.fit(x_fit, y_fit).predict_proba(x_test)
-    return {name: classification_metrics(y_test, p, digits=None) for name, p in proba.items()}
+        scores = {
+            name: classification_metrics(y_test, p, digits=None) | calibration(y_test, p[:, 1])
+            for name, p in proba.items()
+        }
+    return FoldResult(scores, {name: p[:, 1] for name, p in proba.items()}, y_test)
 
 
 def fold_arrays(
@@ -224,7 +247,7 @@ def summarise(
     out: dict[str, Any] = {}
     for model in MODELS:
         out[model] = {}
-        for metric in METRICS:
+        for metric in SCORES:
             est = resampled_t(column(model, metric), level=level, test_train_ratio=test_train_ratio)
             out[model][metric] = _rounded(mean=est.mean, sd=est.sd, low=est.low, high=est.high)
     for baseline in BASELINES:
@@ -245,14 +268,98 @@ def _rounded(**values: float) -> dict[str, float]:
 def write_folds(path: Path, splits: list[Fold], scores: list[dict[str, dict[str, float]]]) -> None:
     """One row per fold: its position and every model's metrics (the per-fold plot's table)."""
     header = ["split", "repeat", "fold", "test_rows"] + [
-        f"{model}_{metric}" for metric in METRICS for model in MODELS
+        f"{model}_{metric}" for metric in SCORES for model in MODELS
     ]
     lines = ["\t".join(header)]
     for i, (fold, score) in enumerate(zip(splits, scores), start=1):
-        values = [f"{score[model][metric]:.4f}" for metric in METRICS for model in MODELS]
+        values = [f"{score[model][metric]:.4f}" for metric in SCORES for model in MODELS]
         lines.append(
             "\t".join([str(i), str(fold.repeat), str(fold.fold), str(len(fold.test)), *values])
         )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def net_benefits(result: FoldResult) -> dict[str, np.ndarray]:
+    """One fold's decision curves: each model's net benefit, and treat-all's, per threshold."""
+    curves = {m: decision.net_benefit(result.label, result.probability[m]) for m in MODELS}
+    return curves | {"treat_all": decision.treat_all(result.label)}
+
+
+def summarise_decisions(
+    curves: list[dict[str, np.ndarray]], *, level: float, test_train_ratio: float
+) -> dict[str, Any]:
+    """Per model, the thresholds where its mean net benefit over the folds beats treat-all
+    and treat-none; the MLP against each baseline at decision.COMPARED, as in `summarise`."""
+    from topoxai.stats import resampled_t
+
+    mean = {name: np.mean([c[name] for c in curves], axis=0) for name in curves[0]}
+    out: dict[str, Any] = {}
+    for model in MODELS:
+        useful = decision.useful_range(mean[model], mean["treat_all"])
+        # null when it never beats both: no threshold at which to use the model
+        out[model] = dict(zip(("useful_from", "useful_to"), useful or (None, None)))
+    for baseline in BASELINES:
+        out[f"mlp_vs_{baseline}"] = {}
+        for t in decision.COMPARED:
+            at = decision.THRESHOLDS.tolist().index(t)
+            diff = np.array([c["mlp"][at] - c[baseline][at] for c in curves])
+            est = resampled_t(diff, level=level, test_train_ratio=test_train_ratio)
+            out[f"mlp_vs_{baseline}"][f"at_{round(t * 100)}"] = _rounded(
+                diff=est.mean, low=est.low, high=est.high, p=est.p
+            )
+    return out
+
+
+def write_predictions(
+    path: Path, splits: list[Fold], results: list[FoldResult], rows: np.ndarray
+) -> None:
+    """Every fold's out-of-fold probabilities, one row per test row: repeat, fold, the raw
+    CSV's row, label (1: the positive class) and each model's probability of it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def stacked(pick: Any) -> np.ndarray:
+        return np.concatenate([pick(f, r) for f, r in zip(splits, results)])
+
+    columns = {
+        "repeat": stacked(lambda f, r: np.full(len(f.test), f.repeat, np.int64)),
+        "fold": stacked(lambda f, r: np.full(len(f.test), f.fold, np.int64)),
+        "row": stacked(lambda f, r: rows[f.test].astype(np.int64)),
+        "label": stacked(lambda f, r: r.label.astype(np.int64)),
+        **{m: stacked(lambda f, r, m=m: r.probability[m]) for m in MODELS},
+    }
+    table = pa.table({name: pa.array(values) for name, values in columns.items()})
+    # As the processed splits are written: the same numbers give the same bytes.
+    pq.write_table(
+        table, path, compression=PARQUET_CODEC, compression_level=PARQUET_LEVEL, store_schema=False
+    )
+
+
+def write_reliability(folder: Path, results: list[FoldResult]) -> None:
+    """The reliability diagram's tables: per model, observed rate against mean predicted
+    probability per tenth of the probability range, over every fold's test rows (each row
+    once per repeat); ideal.tsv is the diagonal, perfect calibration."""
+    folder.mkdir()
+    label = np.concatenate([r.label for r in results])
+    tables = {
+        m: reliability(label, np.concatenate([r.probability[m] for r in results])) for m in MODELS
+    }
+    tables["ideal"] = [{"predicted": v, "observed": v, "rows": 0} for v in (0.0, 1.0)]
+    for name, points in tables.items():
+        lines = ["predicted\tobserved\trows"]
+        lines += [f"{p['predicted']:.4f}\t{p['observed']:.4f}\t{p['rows']}" for p in points]
+        (folder / f"{name}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_decision_curve(path: Path, curves: list[dict[str, np.ndarray]]) -> None:
+    """The decision curves' table: per threshold, the mean net benefit over the folds of
+    each model, treat-all and treat-none."""
+    mean = {name: np.mean([c[name] for c in curves], axis=0) for name in curves[0]}
+    names = [*MODELS, "treat_all"]
+    lines = ["\t".join(["threshold", *names, "treat_none"])]
+    for i, t in enumerate(decision.THRESHOLDS):
+        values = [f"{mean[n][i]:.4f}" for n in names]
+        lines.append("\t".join([f"{t:.2f}", *values, "0.0000"]))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -273,6 +380,27 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         parts = [
             f"{metric} {d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] p={d['p']:.3f}"
             for metric, d in metrics[f"mlp_vs_{baseline}"].items()
+        ]
+        lines.append(f"  mlp - {baseline}: " + "  ".join(parts))
+    lines.append("calibration: intercept (0 ideal), slope (1 ideal), ICI (0 ideal)")
+    for model in MODELS:
+        parts = [
+            f"{name} {m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
+            for name, m in zip(
+                ("intercept", "slope", "ICI"), (metrics[model][k] for k in CALIBRATION)
+            )
+        ]
+        lines.append(f"  {model:9s} " + "  ".join(parts))
+    decisions = metrics["decision_curve"]
+    lines.append("net benefit: thresholds where the model beats treating all and treating none")
+    for model in MODELS:
+        low, high = decisions[model]["useful_from"], decisions[model]["useful_to"]
+        where = "none" if low is None else f"{low:.2f} to {high:.2f}"
+        lines.append(f"  {model:9s} {where}")
+    for baseline in BASELINES:
+        parts = [
+            f"at {int(k[3:]) / 100:.1f} {d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] p={d['p']:.3f}"
+            for k, d in decisions[f"mlp_vs_{baseline}"].items()
         ]
         lines.append(f"  mlp - {baseline}: " + "  ".join(parts))
     return lines
