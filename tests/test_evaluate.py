@@ -66,6 +66,15 @@ def test_the_interval_covers_a_known_roc_auc(tmp_path):
     assert logreg["calibration_slope"]["low"] <= 1 <= logreg["calibration_slope"]["high"]
     assert logreg["calibration_intercept"]["low"] <= 0 <= logreg["calibration_intercept"]["high"]
     assert logreg["ici"]["mean"] < 0.05
+    assert logreg["ici_pooled"]["mean"] < logreg["ici"]["mean"]  # the smooth's noise, pooled away
+    # Conformal sets at 95%, calibrated on the validation rows: coverage as promised, within
+    # each class too, and every set has one, two or no labels.
+    for model in ("mlp", "logreg"):
+        sets = metrics["conformal"][model]
+        for key in ("coverage", "coverage_class_0", "coverage_class_1"):
+            assert sets[key]["low"] <= 0.95 <= sets[key]["high"] or sets[key]["low"] > 0.95
+        shares = sets["singleton"]["mean"] + sets["both"]["mean"] + sets["empty"]["mean"]
+        assert shares == pytest.approx(1, abs=2e-4)
 
 
 def test_permuted_labels_give_chance_and_no_significant_difference(tmp_path):
@@ -219,7 +228,7 @@ def test_a_fold_trains_what_the_train_stage_ships(small_run: Path):
     spec = Preprocessor.load(data / SPEC_FILE)
     train, val, test = (read_split(split_path(data, n), spec) for n in ("train", "val", "test"))
     with process_state_kept():
-        proba = fit_mlp(
+        (proba,) = fit_mlp(
             dataclasses.replace(params.train, **SMALL), params.seed, train[:2], val[:2], test[0]
         )
     shipped = pd.read_csv(small_run / "reports/train/test_predictions.csv", dtype=str)

@@ -9,16 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import PARAMS, ROOT
 
 from topoxai.artifacts import load_model
 from topoxai.errors import DataError
-from topoxai.predict import STEPS, baseline_probability, explain_rows, read_rows
+from topoxai.predict import STEPS, baseline_probability, explain_rows, for_spreadsheets, read_rows
 from topoxai.predict import predict as predict_frame
 
 P = "P(HeartDisease=1)"  # predict's probability column: the positive class's, by name
+SETS = ["set", "p_value(HeartDisease=0)", "p_value(HeartDisease=1)"]  # the conformal columns
 
 
 def predict(folder: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -60,7 +62,7 @@ def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path)
         f"scored {len(rows)} rows: {positive} positive (P(HeartDisease=1) >= 0.5); "
         f"wrote {tmp_path / 'out.csv'}",
     ]
-    assert list(out.columns) == ["row", P, "prediction", "flags"]
+    assert list(out.columns) == ["row", P, "prediction", *SETS, "flags"]
     assert out["row"].tolist() == list(range(len(rows)))
     assert (out[P] - expected["probability"]).abs().max() < 1e-6
     assert out["prediction"].tolist() == (expected["probability"] >= 0.5).astype(int).tolist()
@@ -241,7 +243,7 @@ def test_explain_adds_each_rows_top_features_after_the_same_scores(small_run, ra
     out = pd.read_csv(io.StringIO(result.stdout))
     each = [f"top{k}_{what}" for k in (1, 2) for what in ("feature", "value", "contribution")]
     assert list(out.columns) == [
-        "patient", P, "prediction", "flags", "baseline_probability", *each, "other_contribution"
+        "patient", P, "prediction", *SETS, "flags", "baseline_probability", *each, "other_contribution"
     ]  # fmt: skip
     model = load_model(folder)
     full = explain_rows(model, rows, warn=False)
@@ -347,7 +349,7 @@ def test_readme_python_snippet_runs_as_written(small_run, tmp_path):
     assert csv is not None
     (tmp_path / "patients.csv").write_text(csv.group(1) + "\n")
     shutil.copytree(small_run / "models", tmp_path / "models")
-    check = "\nassert list(scores.columns) == ['P(HeartDisease=1)', 'prediction', 'flags'] and len(scores) == 3\n"
+    check = "\nassert list(scores.columns) == ['P(HeartDisease=1)', 'prediction', 'set', 'p_value(HeartDisease=0)', 'p_value(HeartDisease=1)', 'flags'] and len(scores) == 3\n"
     result = subprocess.run(
         [sys.executable, "-c", code + check], cwd=tmp_path, capture_output=True, text=True
     )
@@ -445,7 +447,8 @@ def test_no_cell_that_echoes_the_input_can_run_as_a_formula(small_run, raw_test_
     out = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False, dtype=str)
     cells = out.to_numpy().ravel().tolist() + list(out.columns)
     formula = [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
-    formula += [c for c in cells if c.startswith("-") and not re.fullmatch(r"-[\d.e+-]+", c)]
+    number = r"-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"  # "-1+2" is a formula, "-0.5" a number
+    formula += [c for c in cells if c.startswith("-") and not re.fullmatch(number, c)]
     assert formula == []
     assert out["patient"].tolist() == ["'@SUM(1+1)", "-5", "'+cmd|' /C calc'!A0", "'\tTAB"]
     assert out["flags"][0].startswith(f"ChestPainType={hostile!r}: a category training never saw")
@@ -525,3 +528,114 @@ def test_an_output_that_is_not_a_number_is_refused(small_run, raw_test_rows, tmp
         "error: line 4: the model's output is not a number (Cholesterol=1e+300: outside the "
         "training range [" + result.stderr.split("training range [")[1].split("]")[0] + "])"
     )
+
+
+def test_text_of_any_pandas_dtype_is_defused_and_numbers_are_not():
+    table = pd.DataFrame(
+        {
+            "a": pd.array(["=1+1", "ok", "-2"], dtype="string"),
+            "b": pd.Categorical(["@x", "y", "+3"]),
+            "c": [-1.5, 2.0, 3.0],
+            "d": ["-1+2", "-0.5", "\rx"],
+        }
+    )
+    table.columns = ["a", "b", "c", "a"]  # two columns of one name, as --id could give
+    out = for_spreadsheets(table)
+    assert out.iloc[:, 0].tolist() == ["'=1+1", "ok", "-2"]
+    assert out.iloc[:, 1].tolist() == ["'@x", "y", "+3"]
+    assert out.iloc[:, 2].tolist() == [-1.5, 2.0, 3.0]
+    assert out.iloc[:, 3].tolist() == ["'-1+2", "-0.5", "'\rx"]
+
+
+def test_a_frame_indexed_by_patient_names_its_rows(small_run, raw_test_rows):
+    rows, _ = raw_test_rows
+    frame = rows.head(3).set_axis(["p0", "p1", "p2"]).astype({"Age": float})
+    frame.loc["p1", "Age"] = 120.0
+    model = load_model(small_run / "models")
+    assert predict_frame(model, frame, warn=False)["flags"]["p1"].startswith("Age=120: outside")
+    with pytest.raises(DataError, match=r"^row 'p1': Age=120: outside the training range"):
+        predict_frame(model, frame, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (["--id", "Age", "--id", "Age"], "error: --id Age is given twice"),
+        (["--id", "flags"], "error: --id flags: the output has a column of that name already"),
+    ],
+)
+def test_ids_that_would_repeat_an_output_column_are_refused(small_run, raw_test_rows, ids, message):
+    rows, _ = raw_test_rows
+    text = rows.head(2).assign(flags="mine").to_csv(index=False)
+    result = predict(small_run / "models", "--input", "-", *ids, stdin=text)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == message
+
+
+def test_the_output_names_the_ids_are_checked_against_are_the_outputs(
+    small_run, raw_test_rows, tmp_path
+):
+    from topoxai.predict import _output_names, predict_csv
+
+    rows, _ = raw_test_rows
+    model = load_model(small_run / "models")
+    for explain in (None, 2):
+        path = tmp_path / f"two_{explain}.csv"
+        rows.head(2).to_csv(path, index=False)
+        table = predict_csv(small_run / "models", path, explain=explain)
+        assert sorted(table.columns[1:]) == sorted(_output_names(model, explain))
+
+
+def test_a_forged_header_over_too_little_data_is_refused_before_allocating(
+    small_run, raw_test_rows, tmp_path
+):
+    import struct
+
+    from topoxai.files import sha256_file
+
+    rows, _ = raw_test_rows
+    rows.head(2).to_csv(tmp_path / "in.csv", index=False)
+    folder = _copy_model(small_run, tmp_path)
+    card = json.loads((folder / "model.json").read_text())
+    card["architecture"]["hidden"] = [20000, 20000]
+    shapes = {"hidden.0": (20000, 21), "hidden.1": (20000, 20000), "output": (2, 20000)}
+    header, start = {}, 0
+    for name, (n_out, n_in) in shapes.items():
+        for part, shape in (("weight", [n_out, n_in]), ("bias", [n_out])):
+            end = start + 4 * int(np.prod(shape))
+            header[f"{name}.{part}"] = {
+                "dtype": "F32",
+                "shape": shape,
+                "data_offsets": [start, end],
+            }
+            start = end
+    text = json.dumps(header).encode()
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + b"\0" * 64)
+    card["files"]["model.safetensors"]["sha256"] = sha256_file(folder / "model.safetensors")
+    (folder / "model.json").write_text(json.dumps(card))
+    result = predict(folder, "--input", str(tmp_path / "in.csv"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: {folder / 'model.safetensors'}: the tensors' data does not fill the file; "
+        "it is damaged"
+    ]
+
+
+def test_the_sets_are_calibrated_on_the_validation_rows(small_run):
+    import torch
+
+    from topoxai.classifier import predict_proba
+    from topoxai.conformal import calibrate
+    from topoxai.data import read_split, split_path
+
+    model = load_model(small_run / "models")
+    x, y, _ = read_split(split_path(small_run / "data/processed", "val"), model.spec)
+    proba = predict_proba(model.net, torch.from_numpy(x)).numpy()
+    assert model.conformal == calibrate(proba, y, model.card["conformal"]["level"])
+    assert model.card["conformal"]["rows"] == [int((y == 0).sum()), int((y == 1).sum())]
+    # predict's sets are these p-values' (the validation rows: the calibration itself).
+    raw = pd.read_csv(small_run / "data/raw/heart.csv")
+    rows = raw.iloc[read_split(split_path(small_run / "data/processed", "val"), model.spec)[2]]
+    out = predict_frame(model, rows, warn=False)
+    expected = model.conformal.p_values(proba)
+    np.testing.assert_allclose(out["p_value(HeartDisease=1)"], expected[:, 1], rtol=0, atol=1e-12)

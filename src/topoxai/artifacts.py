@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 
+from topoxai.conformal import CONFORMAL_FILE, Conformal
 from topoxai.errors import UserError
 from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, json_text, sha256_file
@@ -27,6 +29,8 @@ if TYPE_CHECKING:  # torch is imported where weights are read or written: `load_
 FORMAT_VERSION = 1
 # safetensors' own limit on its JSON header (100 MB)
 MAX_HEADER = 100_000_000
+# The dtypes a trained network's weights may have (any of Lightning's precisions), in bytes.
+FLOAT_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
 WEIGHTS = "model.safetensors"
 # The weights training started from: explain's untrained control. Saved rather than rebuilt
 # from the seed, since any draw from torch's RNG before the network is built would change it.
@@ -43,6 +47,7 @@ class Model:
     net: MLP
     spec: Preprocessor
     card: dict[str, Any]
+    conformal: Conformal | None = None  # None: a folder from before conformal sets
 
 
 def save_model(
@@ -52,10 +57,12 @@ def save_model(
     card: dict[str, Any],
     *,
     initial: Mapping[str, torch.Tensor],
+    conformal: Conformal | None = None,
 ) -> dict[str, Any]:
     """Write weights, spec and card (with the hashes that tie them together) all at once.
 
-    `initial` is the network's state_dict from before training (see INITIAL).
+    `initial` is the network's state_dict from before training (see INITIAL); `conformal`
+    the calibration of predict's conformal sets.
     """
     from safetensors.torch import save_file
 
@@ -67,9 +74,11 @@ def save_model(
         save_file(state, str(tmp / WEIGHTS))
         save_file(start, str(tmp / INITIAL))
         (tmp / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
-        files = {
-            name: {"sha256": sha256_file(tmp / name)} for name in (WEIGHTS, INITIAL, SPEC_FILE)
-        }
+        names = [WEIGHTS, INITIAL, SPEC_FILE]
+        if conformal is not None:
+            (tmp / CONFORMAL_FILE).write_text(conformal.to_json(), encoding="utf-8")
+            names.append(CONFORMAL_FILE)
+        files = {name: {"sha256": sha256_file(tmp / name)} for name in names}
         full = {"format_version": FORMAT_VERSION, **card, "files": files}
         (tmp / CARD).write_text(json_text(full), encoding="utf-8")
     return full
@@ -171,7 +180,8 @@ def check_shapes(path: Path, arch: dict[str, Any]) -> None:
     expected = {}
     for name, (n_in, n_out) in zip(names, itertools.pairwise(sizes)):
         expected[f"{name}.weight"], expected[f"{name}.bias"] = [n_out, n_in], [n_out]
-    found = {name: entry.get("shape") for name, entry in _header(path).items()}
+    header, data_bytes = _header(path)
+    found = {name: entry.get("shape") for name, entry in header.items()}
     if found != expected:
         differ = [n for n in expected if found.get(n) != expected[n]]
         wrong = (differ + sorted(set(found) - set(expected)))[0]
@@ -180,10 +190,25 @@ def check_shapes(path: Path, arch: dict[str, Any]) -> None:
             f"{CARD} needs {expected.get(wrong, 'no such tensor')}; the files come from "
             "different models"
         )
+    # The shapes alone could be forged over a small file: the bytes must be there too.
+    ends = []
+    for name, entry in header.items():
+        size = FLOAT_BYTES.get(entry.get("dtype"))
+        offsets = entry.get("data_offsets")
+        if size is None or not (isinstance(offsets, list) and len(offsets) == 2):
+            raise ModelError(f"{path}: tensor {name} is not a float tensor with data offsets")
+        if offsets[1] - offsets[0] != math.prod(entry["shape"]) * size:
+            raise ModelError(f"{path}: tensor {name}'s data does not match its shape")
+        ends.append(offsets[1])
+    if max(ends, default=0) != data_bytes:
+        raise ModelError(f"{path}: the tensors' data does not fill the file; it is damaged")
 
 
-def _header(path: Path) -> dict[str, Any]:
-    # The safetensors format: an 8-byte little-endian length, then that many bytes of JSON.
+def _header(path: Path) -> tuple[dict[str, Any], int]:
+    """The safetensors header's tensor entries, and the bytes of data after the header.
+
+    The format: an 8-byte little-endian length, then that many bytes of JSON, then the data.
+    """
     try:
         with path.open("rb") as f:
             length = int.from_bytes(f.read(8), "little")
@@ -197,7 +222,7 @@ def _header(path: Path) -> dict[str, Any]:
     header.pop("__metadata__", None)
     if not all(isinstance(v, dict) for v in header.values()):
         raise ModelError(f"{path}: not a safetensors file (malformed header)")
-    return header
+    return header, path.stat().st_size - 8 - length
 
 
 def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:
@@ -215,7 +240,14 @@ def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:
         raise ModelError(
             f"{folder / SPEC_FILE}: its features do not match the model card's feature_names"
         )
-    return Model(_network(folder / WEIGHTS, arch), spec, card)
+    conformal = None
+    if CONFORMAL_FILE in card.get("files", {}):
+        _check_file(folder, card, CONFORMAL_FILE)
+        try:
+            conformal = Conformal.load(folder / CONFORMAL_FILE)
+        except UserError as err:
+            raise ModelError(str(err)) from None
+    return Model(_network(folder / WEIGHTS, arch), spec, card, conformal)
 
 
 def architecture(net: MLP) -> dict[str, Any]:

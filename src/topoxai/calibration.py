@@ -16,7 +16,8 @@ CALIBRATION = ("calibration_intercept", "calibration_slope", "ici")
 # would be an infinite logit; 1e-6 is a logit of about +-14, beyond any fitted difference.
 CLIP = 1e-6
 # The smoother of the ICI: lowess over this share of the rows (R's loess default, 0.75,
-# which Austin & Steyerberg used), local linear, with no robustness iterations: those
+# which Austin & Steyerberg used; their loess is local quadratic, statsmodels' lowess local
+# linear), with no robustness iterations: those
 # would down-weight every outcome the smooth does not expect, and with 0/1 outcomes that
 # is each minority outcome in a region.
 FRAC = 0.75

@@ -37,12 +37,12 @@ def row_flags(spec: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
         unmeasured = v <= 0 if column in spec.not_measured else np.zeros(len(v), bool)
         rows = np.flatnonzero(unmeasured)
         _add(flags, rows, [
-            f"{column}={v[i]:g}: not measured (training dropped rows with {column} <= 0)"
+            f"{column}={v[i]:.15g}: not measured (training dropped rows with {column} <= 0)"
             for i in rows
         ])  # fmt: skip
         rows = np.flatnonzero(~unmeasured & ((v < low) | (v > high)))
         _add(flags, rows, [
-            f"{column}={v[i]:g}: outside the training range [{low:g}, {high:g}]" for i in rows
+            f"{column}={v[i]:.15g}: outside the training range [{low:.15g}, {high:.15g}]" for i in rows
         ])  # fmt: skip
     for column, known in zip(spec.categorical, spec.categories):
         codes, text = categorical_codes(frame, column)

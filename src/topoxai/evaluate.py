@@ -28,6 +28,11 @@ MODELS = ("mlp", "logreg", "hist_gbm")
 BASELINES = MODELS[1:]
 PAIRED = ("roc_auc", "f1")  # the differences tested for the MLP against each baseline
 SCORES = (*METRICS, *CALIBRATION)  # per fold and model, on the fold's test rows
+# The models whose conformal sets are measured: the MLP (its calibration rows, the fold's
+# validation rows, were watched by early stopping) and logistic regression (for which they
+# are clean), each calibrated on the validation rows and measured on the test rows.
+CONFORMAL_MODELS = ("mlp", "logreg")
+CONFORMAL = ("coverage", "coverage_class_0", "coverage_class_1", "singleton", "both", "empty")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class FoldResult:
     scores: dict[str, dict[str, float]]  # per model: every one of SCORES
     probability: dict[str, np.ndarray]  # per model: the positive class's, per test row
     label: np.ndarray  # per test row: 1 for the positive class
+    conformal: dict[str, dict[str, float]]  # per CONFORMAL_MODELS model: every CONFORMAL
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Setup:
     frame: pd.DataFrame
     data: DataParams
     train: TrainParams
+    level: float  # of the conformal sets
 
 
 def evaluate(
@@ -79,7 +86,7 @@ def evaluate(
     splits = make_folds(
         labels, folds=params.folds, repeats=params.repeats, val_share=val_share, seed=seed
     )
-    results = run_folds(Setup(kept, data, train), splits, jobs=params.jobs)
+    results = run_folds(Setup(kept, data, train, level), splits, jobs=params.jobs)
     scores = [r.scores for r in results]
     # n_test / n_train of the correction: the fold's test rows against the rows the models
     # learned from (fit + val).
@@ -93,6 +100,11 @@ def evaluate(
         "level": level,
         **summarise(scores, level=level, test_train_ratio=test_train_ratio),
     }
+    for model, pooled in pooled_ici(splits, results).items():
+        metrics[model]["ici_pooled"] = pooled
+    metrics["conformal"] = summarise_conformal(
+        [r.conformal for r in results], level=level, test_train_ratio=test_train_ratio
+    )
     curves = [net_benefits(r) for r in results]
     metrics["decision_curve"] = summarise_decisions(
         curves, level=level, test_train_ratio=test_train_ratio
@@ -180,14 +192,68 @@ def score_fold(setup: Setup, fold: Fold) -> FoldResult:
     train = setup.train
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = fold_arrays(setup.frame, fold, setup.data)
     with threadpool_limits(limits=train.threads):
-        proba = {"mlp": fit_mlp(train, fold.seed, (x_fit, y_fit), (x_val, y_val), x_test)}
+        on_val, on_test = fit_mlp(train, fold.seed, (x_fit, y_fit), (x_val, y_val), x_val, x_test)
+        proba, calibration_proba = {"mlp": on_test}, {"mlp": on_val}
         for name, model in baseline_models(fold.seed).items():
-            proba[name] = model.fit(x_fit, y_fit).predict_proba(x_test)
+            fitted = model.fit(x_fit, y_fit)
+            proba[name], calibration_proba[name] = (
+                fitted.predict_proba(x) for x in (x_test, x_val)
+            )
         scores = {
             name: classification_metrics(y_test, p, digits=None) | calibration(y_test, p[:, 1])
             for name, p in proba.items()
         }
-    return FoldResult(scores, {name: p[:, 1] for name, p in proba.items()}, y_test)
+    sets = {
+        name: conformal_sets(calibration_proba[name], y_val, proba[name], setup.level)
+        for name in CONFORMAL_MODELS
+    }
+    return FoldResult(
+        scores,
+        {name: p[:, 1] for name, p in proba.items()},
+        y_test,
+        {name: set_scores(s, y_test) for name, s in sets.items()},
+    )
+
+
+def conformal_sets(
+    calibration_proba: np.ndarray, calibration_y: np.ndarray, proba: np.ndarray, level: float
+) -> np.ndarray:
+    """(rows, 2) booleans: each row's class-conditional conformal set."""
+    from topoxai.conformal import calibrate
+
+    fitted = calibrate(calibration_proba, calibration_y, level)
+    return fitted.sets(fitted.p_values(proba))
+
+
+def set_scores(sets: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Coverage (all rows, and each class's), and the shares of one-label, two-label and
+    empty sets."""
+    covered = sets[np.arange(len(y)), y]
+    size = sets.sum(axis=1)
+    return {
+        "coverage": float(covered.mean()),
+        "coverage_class_0": float(covered[y == 0].mean()),
+        "coverage_class_1": float(covered[y == 1].mean()),
+        "singleton": float(np.mean(size == 1)),
+        "both": float(np.mean(size == 2)),
+        "empty": float(np.mean(size == 0)),
+    }
+
+
+def summarise_conformal(
+    scores: list[dict[str, dict[str, float]]], *, level: float, test_train_ratio: float
+) -> dict[str, Any]:
+    """Per model and set measure: mean, sd and corrected interval over the folds."""
+    from topoxai.stats import resampled_t
+
+    out: dict[str, Any] = {"level": level}
+    for model in CONFORMAL_MODELS:
+        out[model] = {}
+        for name in CONFORMAL:
+            values = np.array([fold[model][name] for fold in scores])
+            est = resampled_t(values, level=level, test_train_ratio=test_train_ratio)
+            out[model][name] = _rounded(mean=est.mean, sd=est.sd, low=est.low, high=est.high)
+    return out
 
 
 def fold_arrays(
@@ -216,9 +282,10 @@ def fit_mlp(
     seed: int,
     fit: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
-    x_test: np.ndarray,
-) -> np.ndarray:
-    """The train stage's procedure on one fold: test-row class probabilities (float64)."""
+    *scored: np.ndarray,
+) -> list[np.ndarray]:
+    """The train stage's procedure on one fold: the class probabilities (float64) of each
+    array of `scored` rows."""
     import torch
 
     from topoxai.classifier import fit_network, predict_proba
@@ -231,7 +298,7 @@ def fit_mlp(
         classes=2,
         one_device=True,
     )
-    return predict_proba(fitted.net, torch.from_numpy(x_test)).numpy()
+    return [predict_proba(fitted.net, torch.from_numpy(x)).numpy() for x in scored]
 
 
 def summarise(
@@ -277,6 +344,27 @@ def write_folds(path: Path, splits: list[Fold], scores: list[dict[str, dict[str,
             "\t".join([str(i), str(fold.repeat), str(fold.fold), str(len(fold.test)), *values])
         )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def pooled_ici(splits: list[Fold], results: list[FoldResult]) -> dict[str, dict[str, float]]:
+    """Per model, the ICI of each repeat's out-of-fold probabilities (every kept row once):
+    their mean, smallest and largest. A fold's ICI smooths some 150 rows, and the smooth's
+    own noise adds to it (a calibrated model scores about 0.03 there); over every row it
+    is the better estimate of the miscalibration."""
+    from topoxai.calibration import calibration
+
+    repeats = sorted({f.repeat for f in splits})
+    out = {}
+    for model in MODELS:
+        values = []
+        for repeat in repeats:
+            mine = [r for f, r in zip(splits, results) if f.repeat == repeat]
+            label = np.concatenate([r.label for r in mine])
+            values.append(
+                calibration(label, np.concatenate([r.probability[model] for r in mine]))["ici"]
+            )
+        out[model] = _rounded(mean=float(np.mean(values)), min=min(values), max=max(values))
+    return out
 
 
 def net_benefits(result: FoldResult) -> dict[str, np.ndarray]:
@@ -389,6 +477,18 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
             for name, m in zip(
                 ("intercept", "slope", "ICI"), (metrics[model][k] for k in CALIBRATION)
             )
+        ]
+        lines.append(f"  {model:9s} " + "  ".join(parts))
+    sets = metrics["conformal"]
+    lines.append(
+        f"conformal sets at {sets['level']:.0%} (calibrated on each fold's validation rows): "
+        "coverage, per class; singleton share"
+    )
+    for model in CONFORMAL_MODELS:
+        m = sets[model]
+        parts = [
+            f"{m[k]['mean']:.3f} [{m[k]['low']:.3f}, {m[k]['high']:.3f}]"
+            for k in ("coverage", "coverage_class_0", "coverage_class_1", "singleton")
         ]
         lines.append(f"  {model:9s} " + "  ".join(parts))
     decisions = metrics["decision_curve"]

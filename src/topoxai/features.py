@@ -249,5 +249,9 @@ def categorical_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.
 
 
 def line_of(frame: pd.DataFrame, position: int) -> str:
-    """Where a row came from: frames read from CSV keep the default index, so line = index + 2."""
-    return f"line {frame.index[position] + 2}"
+    """Where a row came from: frames read from CSV keep the default index, so line = index +
+    2; a frame indexed otherwise (patient IDs, say, in the Python API) names the row's label."""
+    label = frame.index[position]
+    if isinstance(frame.index, pd.RangeIndex) or isinstance(label, int | np.integer):
+        return f"line {label + 2}"
+    return f"row {label!r}"

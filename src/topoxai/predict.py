@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from topoxai import attribution, domain
+from topoxai import attribution, conformal, domain
 from topoxai.artifacts import Model, ModelError, load_model
 from topoxai.data import read_table
 from topoxai.errors import DataError, UserError
@@ -35,7 +35,9 @@ def predict(
     strict: bool = False,
 ) -> pd.DataFrame:
     """The positive class's probability (column `probability_column(model.spec)`), the
-    predicted label, and the row's domain flags ("" inside the training data's domain).
+    predicted label, the conformal set at the card's level with each label's conformal
+    p-value (topoxai.conformal), and the row's domain flags ("" inside the training data's
+    domain).
 
     Rows go through exactly the preprocess stage's transform; unknown categories become
     all-zero one-hot columns, the same rule training applied to its validation and test rows.
@@ -62,14 +64,17 @@ def predict(
     if warn and (note := domain.summary(flags)):
         print(note, file=sys.stderr)
     negative, positive = spec.classes
-    return pd.DataFrame(
-        {
-            probability_column(spec): probability,
-            "prediction": np.where(probability >= threshold, positive, negative),
-            "flags": flags,
-        },
-        index=frame.index,
-    )
+    columns = {
+        probability_column(spec): probability,
+        "prediction": np.where(probability >= threshold, positive, negative),
+    }
+    if model.conformal is not None:  # absent from folders trained before conformal sets
+        p_values = model.conformal.p_values(np.stack([1 - probability, probability], axis=1))
+        columns["set"] = conformal.describe(model.conformal.sets(p_values), spec.classes)
+        for c, name in enumerate(spec.classes):
+            columns[f"p_value({spec.target}={name})"] = p_values[:, c]
+    columns["flags"] = flags
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def probability_column(spec: Preprocessor) -> str:
@@ -153,8 +158,13 @@ def predict_csv(
     frame = read_rows(source, model)
     if id_columns and (missing := [c for c in id_columns if c not in frame.columns]):
         raise DataError(f"--id column {missing[0]} is not in the input")
+    if id_columns and (twice := [c for i, c in enumerate(id_columns) if c in id_columns[:i]]):
+        raise UserError(f"--id {twice[0]} is given twice")
     if explain is not None:  # before the work, not after it
         _check_top(explain, len(attribution.feature_groups(model.spec)))
+    if id_columns and (clash := [c for c in id_columns if c in _output_names(model, explain)]):
+        # A CSV with two columns of one name is read back wrongly.
+        raise UserError(f"--id {clash[0]}: the output has a column of that name already")
     result = predict(model, frame, threshold=threshold, strict=strict)
     parts = [frame[id_columns] if id_columns else pd.DataFrame({"row": frame.index}), result]
     if explain is not None:
@@ -163,6 +173,21 @@ def predict_csv(
         parts += [baseline.rename("baseline_probability").to_frame(),
                   top_contributions(contributions, frame, model, explain)]  # fmt: skip
     return pd.concat([p.reset_index(drop=True) for p in parts], axis=1)
+
+
+def _output_names(model: Model, explain: int | None) -> list[str]:
+    spec = model.spec
+    names = [probability_column(spec), "prediction", "flags"]
+    if model.conformal is not None:
+        names += ["set", *(f"p_value({spec.target}={c})" for c in spec.classes)]
+    if explain is not None:
+        names += ["baseline_probability", "other_contribution"]
+        names += [
+            f"top{k}_{w}"
+            for k in range(1, explain + 1)
+            for w in ("feature", "value", "contribution")
+        ]
+    return names
 
 
 def read_rows(source: str | Path, model: Model) -> pd.DataFrame:
@@ -201,16 +226,18 @@ def _warn_about(frame: pd.DataFrame, model: Model) -> None:
 def for_spreadsheets(table: pd.DataFrame) -> pd.DataFrame:
     """The table with every text cell (and header) that a spreadsheet would read as a formula
     prefixed with ', as OWASP advises for CSV files; numbers stay numbers ("-0.5" too)."""
-    out = table.rename(columns=_defused)
-    for name in out.columns:
-        if out[name].dtype != object and not isinstance(out[name].dtype, pd.CategoricalDtype):
-            continue  # numbers, as numbers
-        cells = out[name].to_numpy(dtype=object)
-        starts = pd.Series(cells).astype(str).str.startswith(FORMULA_START).to_numpy()
-        for i in np.flatnonzero(starts).tolist():  # the few that start so: text, not numbers?
+    out = table.copy()
+    out.columns = [_defused(name) for name in table.columns]
+    for j in range(out.shape[1]):  # by position: an --id column may share a name
+        column = out.iloc[:, j]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
+            continue  # numbers (and booleans), as numbers; anything else may hold text
+        cells = column.to_numpy(dtype=object)
+        starts = pd.Series(cells, dtype=object).astype(str).str.startswith(FORMULA_START)
+        for i in np.flatnonzero(starts.to_numpy()).tolist():  # the few: text, not numbers?
             if _is_text(cells[i]):
                 cells[i] = "'" + cells[i]
-        out[name] = cells
+        out.isetitem(j, cells)
     return out
 
 

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from topoxai.artifacts import architecture, save_model
 from topoxai.classifier import fit_network, predict_proba
+from topoxai.conformal import calibrate
 from topoxai.data import read_split, split_path
 from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, sha256_file
@@ -78,6 +79,11 @@ def train(
             return None
         x_test, y_test = tensors["test"]
         proba = predict_proba(fitted.net, x_test).numpy()
+        # The conformal sets' calibration: the validation rows trained no weight, but early
+        # stopping watched them; the evaluate stage measures the sets' coverage on rows
+        # that did neither (docs/use.md).
+        x_val, y_val = tensors["val"]
+        conformal = calibrate(predict_proba(fitted.net, x_val).numpy(), y_val.numpy(), level)
         test = classification_metrics(y_test.numpy(), proba)
         # 112 rows by default: one patient moves accuracy by 0.9 points; say how much.
         test_ci = metric_intervals(
@@ -115,6 +121,11 @@ def train(
             "positive_class": spec.positive_class,
             "feature_names": spec.feature_names,
             "metrics": {"test": test},
+            "conformal": {
+                "level": level,
+                "calibration": "val split",
+                "rows": [len(s) for s in conformal.scores],  # per class, in `classes` order
+            },
             "training": {
                 "seed": seed,
                 "best_epoch": fitted.best_epoch,
@@ -129,7 +140,9 @@ def train(
             },
             "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
         }
-        card = save_model(model_dir, fitted.net, spec, card, initial=fitted.initial)
+        card = save_model(
+            model_dir, fitted.net, spec, card, initial=fitted.initial, conformal=conformal
+        )
     print(f"test: {test}")
     print(f"baselines: {reference}")
     return TrainResult(history, test, reference, card)
