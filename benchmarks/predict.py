@@ -1,7 +1,8 @@
 """Rows per second of `topoxai predict` end to end, its startup, and the shares of the
 forward pass and of the domain check (the flags column), on ordinary rows and on rows that
 are all flagged; then `topoxai predict --explain` on fewer rows, with its CPU time and peak
-memory.
+memory; and the cost of the conformal sets and the ood score: the same rows against a
+copy of the model folder without them (plain `predict`), wall time and peak memory.
 
 Needs a trained model folder (run `make run` first):
 
@@ -81,6 +82,23 @@ def shares(*args: str) -> tuple[float, float, float]:
     return forward, domain, total
 
 
+def plain_copy(model: Path, folder: Path) -> Path:
+    """The model folder without its conformal and ood calibrations: plain `predict`."""
+    import json
+    import shutil
+
+    from topoxai.conformal import CONFORMAL_FILE
+    from topoxai.ood import OOD_FILE
+
+    shutil.copytree(model, folder)
+    card = json.loads((folder / "model.json").read_text())
+    for name in (CONFORMAL_FILE, OOD_FILE):
+        card["files"].pop(name, None)
+        (folder / name).unlink(missing_ok=True)
+    (folder / "model.json").write_text(json.dumps(card))
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(ROOT / "models"))
@@ -103,6 +121,10 @@ def main() -> None:
         odd = ("--model", args.model, "--input", str(flagged), "--output", str(out))
         odd_total = min(run(*odd) for _ in range(args.repeat))
         _, odd_domain, odd_timed = shares(*odd)
+        plain_dir = plain_copy(Path(args.model), Path(tmp) / "plain")
+        plain_rows = ("--model", str(plain_dir), "--input", str(many), "--output", str(out))
+        full = min(measured(*rows) for _ in range(args.repeat))
+        plain = min(measured(*plain_rows) for _ in range(args.repeat))
         few = Path(tmp) / "few.csv"
         raw.sample(args.explain_rows, replace=True, random_state=0).to_csv(few, index=False)
         explain = ("--model", args.model, "--input", str(few), "--output", str(out), "--explain")
@@ -117,6 +139,11 @@ def main() -> None:
     print(
         f"{args.rows} rows, every one flagged (best of {args.repeat}): {odd_total:.2f} s; "
         f"domain check {odd_domain:.2f} s of {odd_timed:.2f} s ({odd_domain / odd_timed:.1%})"
+    )
+    print(
+        f"{args.rows} rows with sets and ood (best of {args.repeat}): {full[0]:.2f} s, peak "
+        f"{full[2]:,.0f} MB; without: {plain[0]:.2f} s, peak {plain[2]:,.0f} MB "
+        f"({full[0] / plain[0]:.2f}x)"
     )
     wall, cpu, peak = min(explained)
     print(

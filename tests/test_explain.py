@@ -120,7 +120,11 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     strict = json.loads((tmp_path / "first/metrics.json").read_text(), parse_constant=no_constants)
     assert strict == metrics
     assert set(metrics) == {"sample", "topology", "neural_persistence", "weight_std", "mapper",
-                            "rank_agreement", "neural_persistence_matched"}  # fmt: skip
+                            "rank_agreement", "neural_persistence_matched",
+                            "topological_uncertainty"}  # fmt: skip
+    tu = metrics["topological_uncertainty"]
+    assert tu["test_mean"] > 0 and tu["reference_rows"] <= 200
+    assert tu["errors_auroc"] is None or 0 <= tu["errors_auroc"] <= 1
     ratio = metrics["topology"]["simplification_h1"]
     assert set(ratio) == {"trained", "ci_low", "ci_high", "control", "control_mean",
                           "control_sd", "p", "z"}  # fmt: skip

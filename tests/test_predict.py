@@ -20,7 +20,8 @@ from topoxai.predict import STEPS, baseline_probability, explain_rows, for_sprea
 from topoxai.predict import predict as predict_frame
 
 P = "P(HeartDisease=1)"  # predict's probability column: the positive class's, by name
-SETS = ["set", "p_value(HeartDisease=0)", "p_value(HeartDisease=1)"]  # the conformal columns
+# the conformal set and its p-values, then the ood score's p-value and flag
+SETS = ["set", "p_value(HeartDisease=0)", "p_value(HeartDisease=1)", "ood_p_value", "ood_flag"]
 
 
 def predict(folder: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -53,12 +54,19 @@ def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path)
     # youngest training patient is 29) are flagged, and still scored.
     flagged = int(out["flags"].notna().sum())
     assert flagged < len(rows) / 10
+    unusual = int(out["ood_flag"].sum())
+    assert unusual < len(rows) / 5
     assert result.stderr.splitlines() == [
         "note: ignoring columns not used by the model: HeartDisease",
         *[
             f"note: {flagged} of {len(rows)} rows are outside the training data: see the flags column"
         ]
         * (flagged > 0),
+        *[
+            f"note: {unusual} of {len(rows)} rows have an ood p-value below 0.05 (so do about 1 "
+            "in 20 patients like the training ones): see ood_flag"
+        ]
+        * (unusual > 0),
         f"scored {len(rows)} rows: {positive} positive (P(HeartDisease=1) >= 0.5); "
         f"wrote {tmp_path / 'out.csv'}",
     ]
@@ -349,7 +357,7 @@ def test_readme_python_snippet_runs_as_written(small_run, tmp_path):
     assert csv is not None
     (tmp_path / "patients.csv").write_text(csv.group(1) + "\n")
     shutil.copytree(small_run / "models", tmp_path / "models")
-    check = "\nassert list(scores.columns) == ['P(HeartDisease=1)', 'prediction', 'set', 'p_value(HeartDisease=0)', 'p_value(HeartDisease=1)', 'flags'] and len(scores) == 3\n"
+    check = "\nassert list(scores.columns) == ['P(HeartDisease=1)', 'prediction', 'set', 'p_value(HeartDisease=0)', 'p_value(HeartDisease=1)', 'ood_p_value', 'ood_flag', 'flags'] and len(scores) == 3\n"
     result = subprocess.run(
         [sys.executable, "-c", code + check], cwd=tmp_path, capture_output=True, text=True
     )
@@ -639,3 +647,16 @@ def test_the_sets_are_calibrated_on_the_validation_rows(small_run):
     out = predict_frame(model, rows, warn=False)
     expected = model.conformal.p_values(proba)
     np.testing.assert_allclose(out["p_value(HeartDisease=1)"], expected[:, 1], rtol=0, atol=1e-12)
+
+
+def test_a_column_in_the_wrong_units_is_further_out(small_run, raw_test_rows):
+    rows, _ = raw_test_rows
+    model = load_model(small_run / "models")
+    assert model.ood is not None
+    plain = predict_frame(model, rows, warn=False)
+    mmol = predict_frame(model, rows.assign(Cholesterol=rows["Cholesterol"] / 38.67), warn=False)
+    # Every row moves out: a smaller p-value for each, and far more flags (benchmarks/ood.py
+    # measures how many more: 0.32 of such rows against 0.036 of held-out rows).
+    assert (mmol["ood_p_value"] <= plain["ood_p_value"]).all()
+    assert mmol["ood_flag"].mean() > plain["ood_flag"].mean() + 0.1
+    assert plain["ood_flag"].mean() < 0.15  # rows like the training rows: about 1 in 20

@@ -20,6 +20,7 @@ from topoxai.conformal import CONFORMAL_FILE, Conformal
 from topoxai.errors import UserError
 from topoxai.features import SPEC_FILE, Preprocessor
 from topoxai.files import atomic_dir, json_text, sha256_file
+from topoxai.ood import OOD_FILE, Distance
 
 if TYPE_CHECKING:  # torch is imported where weights are read or written: `load_card` needs none
     import torch
@@ -48,6 +49,7 @@ class Model:
     spec: Preprocessor
     card: dict[str, Any]
     conformal: Conformal | None = None  # None: a folder from before conformal sets
+    ood: Distance | None = None  # None: a folder from before the ood score
 
 
 def save_model(
@@ -58,11 +60,12 @@ def save_model(
     *,
     initial: Mapping[str, torch.Tensor],
     conformal: Conformal | None = None,
+    ood: Distance | None = None,
 ) -> dict[str, Any]:
     """Write weights, spec and card (with the hashes that tie them together) all at once.
 
     `initial` is the network's state_dict from before training (see INITIAL); `conformal`
-    the calibration of predict's conformal sets.
+    the calibration of predict's conformal sets; `ood` its out-of-distribution score.
     """
     from safetensors.torch import save_file
 
@@ -78,6 +81,9 @@ def save_model(
         if conformal is not None:
             (tmp / CONFORMAL_FILE).write_text(conformal.to_json(), encoding="utf-8")
             names.append(CONFORMAL_FILE)
+        if ood is not None:
+            (tmp / OOD_FILE).write_text(ood.to_json(), encoding="utf-8")
+            names.append(OOD_FILE)
         files = {name: {"sha256": sha256_file(tmp / name)} for name in names}
         full = {"format_version": FORMAT_VERSION, **card, "files": files}
         (tmp / CARD).write_text(json_text(full), encoding="utf-8")
@@ -240,14 +246,21 @@ def _check_and_build(folder: Path, card: dict[str, Any]) -> Model:
         raise ModelError(
             f"{folder / SPEC_FILE}: its features do not match the model card's feature_names"
         )
-    conformal = None
-    if CONFORMAL_FILE in card.get("files", {}):
-        _check_file(folder, card, CONFORMAL_FILE)
-        try:
+    conformal, ood = None, None
+    try:
+        if CONFORMAL_FILE in card.get("files", {}):
+            _check_file(folder, card, CONFORMAL_FILE)
             conformal = Conformal.load(folder / CONFORMAL_FILE)
-        except UserError as err:
-            raise ModelError(str(err)) from None
-    return Model(_network(folder / WEIGHTS, arch), spec, card, conformal)
+        if OOD_FILE in card.get("files", {}):
+            _check_file(folder, card, OOD_FILE)
+            ood = Distance.load(folder / OOD_FILE)
+            if len(ood.location) != arch["in_features"]:
+                raise ModelError(f"{folder / OOD_FILE}: does not match the model's features")
+    except ModelError:
+        raise
+    except UserError as err:
+        raise ModelError(str(err)) from None
+    return Model(_network(folder / WEIGHTS, arch), spec, card, conformal, ood)
 
 
 def architecture(net: MLP) -> dict[str, Any]:

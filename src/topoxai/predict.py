@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from topoxai import attribution, conformal, domain
+from topoxai import attribution, conformal, domain, ood
 from topoxai.artifacts import Model, ModelError, load_model
 from topoxai.data import read_table
 from topoxai.errors import DataError, UserError
@@ -73,6 +73,17 @@ def predict(
         columns["set"] = conformal.describe(model.conformal.sets(p_values), spec.classes)
         for c, name in enumerate(spec.classes):
             columns[f"p_value({spec.target}={name})"] = p_values[:, c]
+    if model.ood is not None:  # absent from folders trained before the ood score
+        # float32 features, as the calibration's were (the processed validation split)
+        p_value = model.ood.p_values(model.ood.score(features.numpy()))
+        columns["ood_p_value"] = p_value
+        columns["ood_flag"] = p_value < ood.ALPHA
+        if warn and (unusual := int(columns["ood_flag"].sum())):
+            print(
+                f"note: {unusual} of {len(frame)} rows have an ood p-value below {ood.ALPHA:g} "
+                "(so do about 1 in 20 patients like the training ones): see ood_flag",
+                file=sys.stderr,
+            )
     columns["flags"] = flags
     return pd.DataFrame(columns, index=frame.index)
 
@@ -180,6 +191,8 @@ def _output_names(model: Model, explain: int | None) -> list[str]:
     names = [probability_column(spec), "prediction", "flags"]
     if model.conformal is not None:
         names += ["set", *(f"p_value({spec.target}={c})" for c in spec.classes)]
+    if model.ood is not None:
+        names += ["ood_p_value", "ood_flag"]
     if explain is not None:
         names += ["baseline_probability", "other_contribution"]
         names += [

@@ -11,6 +11,7 @@ import torch
 from dvclive import Live
 from threadpoolctl import threadpool_limits
 
+from topoxai import ood
 from topoxai.artifacts import architecture, save_model
 from topoxai.classifier import fit_network, predict_proba
 from topoxai.conformal import calibrate
@@ -84,6 +85,9 @@ def train(
         # that did neither (docs/use.md).
         x_val, y_val = tensors["val"]
         conformal = calibrate(predict_proba(fitted.net, x_val).numpy(), y_val.numpy(), level)
+        # predict's ood score: distances from the training rows, calibrated on the same
+        # held-out rows (benchmarks/ood.py chose it).
+        distance = ood.fit(tensors["train"][0].numpy(), x_val.numpy())
         test = classification_metrics(y_test.numpy(), proba)
         # 112 rows by default: one patient moves accuracy by 0.9 points; say how much.
         test_ci = metric_intervals(
@@ -126,6 +130,7 @@ def train(
                 "calibration": "val split",
                 "rows": [len(s) for s in conformal.scores],  # per class, in `classes` order
             },
+            "ood": {"score": "mahalanobis", "calibration": "val split", "alpha": ood.ALPHA},
             "training": {
                 "seed": seed,
                 "best_epoch": fitted.best_epoch,
@@ -141,7 +146,13 @@ def train(
             "versions": {"torch": torch.__version__, "lightning": lightning.__version__},
         }
         card = save_model(
-            model_dir, fitted.net, spec, card, initial=fitted.initial, conformal=conformal
+            model_dir,
+            fitted.net,
+            spec,
+            card,
+            initial=fitted.initial,
+            conformal=conformal,
+            ood=distance,
         )
     print(f"test: {test}")
     print(f"baselines: {reference}")
