@@ -6,6 +6,10 @@ lr 0.01), batch 64 and threads, `torch.randperm` + slicing, no Lightning, no Dat
 Both on synthetic float32 rows of 21 features (the default table's, one-hot included):
 
     python benchmarks/train_loop.py [--rows 1000000] [--hidden 64,64 --hidden 1000,1000]
+    python benchmarks/train_loop.py --progress-overhead [--rows ...] [--hidden ...]
+
+`--progress-overhead` times (a) with the terminal progress bar forced on (TOPOXAI_PROGRESS=1,
+drawn on stderr) against off instead, alternating, the fastest of each counting.
 
 An epoch costs the same per row at any row count once the per-epoch setup is paid, so a
 large network can be timed on fewer rows (2x1000 runs at about 1 ms per row on one core).
@@ -38,7 +42,13 @@ def synthetic(rows: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def lightning_epoch(
-    x: torch.Tensor, y: torch.Tensor, hidden: tuple[int, ...], *, batch_size: int, seed: int
+    x: torch.Tensor,
+    y: torch.Tensor,
+    hidden: tuple[int, ...],
+    *,
+    batch_size: int,
+    seed: int,
+    progress: bool = False,
 ) -> float:
     """Seconds for one epoch of train_network, as the train stage calls it (validation on a
     1,000-row split, so that the time is the training epoch's)."""
@@ -48,7 +58,7 @@ def lightning_epoch(
     start = time.perf_counter()
     train_network(
         module, (x, y), val, batch_size=batch_size, max_epochs=1, patience=1, seed=seed,
-        on_epoch=lambda epoch, metrics: None, trainer_options=TRAINER,
+        on_epoch=lambda epoch, metrics: None, trainer_options=TRAINER, progress=progress,
     )  # fmt: skip
     return time.perf_counter() - start
 
@@ -106,6 +116,24 @@ def compare(
     }
 
 
+def progress_overhead(
+    rows: int, hidden: tuple[int, ...], *, threads: int = 1, repeats: int = 3, seed: int = 0
+) -> tuple[float, float]:
+    """(seconds of the fastest epoch without the progress bar, with it)."""
+    import os
+
+    quiet_lightning()
+    x, y = synthetic(rows, seed)
+    torch.set_num_threads(threads)
+    os.environ["TOPOXAI_PROGRESS"] = "1"  # drawn even though stderr is no terminal here
+    off, on = float("inf"), float("inf")
+    with threadpool_limits(limits=threads):
+        for _ in range(repeats):
+            off = min(off, lightning_epoch(x, y, hidden, batch_size=64, seed=seed))
+            on = min(on, lightning_epoch(x, y, hidden, batch_size=64, seed=seed, progress=True))
+    return off, on
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -117,7 +145,20 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="epochs timed each; the fastest counts"
     )
+    parser.add_argument("--progress-overhead", action="store_true")
     args = parser.parse_args()
+    if args.progress_overhead:
+        for text in args.hidden or ["64,64", "1000,1000"]:
+            hidden = tuple(int(n) for n in text.split(","))
+            off, on = progress_overhead(
+                args.rows, hidden, threads=args.threads, repeats=args.repeats
+            )
+            print(
+                f"hidden {text:>9}  {args.rows:,} rows  progress off {off:.2f} s  on {on:.2f} s "
+                f"({on / off - 1:+.1%})",
+                flush=True,
+            )
+        return
     for text in args.hidden or ["64,64", "1000,1000"]:
         hidden = tuple(int(n) for n in text.split(","))
         r = compare(args.rows, hidden, threads=args.threads, repeats=args.repeats)

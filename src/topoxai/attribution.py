@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from topoxai.features import Preprocessor
+from topoxai.progress import bar
 
 # Points on the integration paths per forward and backward call: with a 1000-wide hidden layer
 # one call's activations stay near 100 MB (steps x rows x width), however many rows there are.
@@ -47,7 +48,7 @@ def positive_probability(net: nn.Module) -> nn.Module:
 
 
 def integrated_gradients(
-    model: nn.Module, x: np.ndarray, baseline: np.ndarray, steps: int
+    model: nn.Module, x: np.ndarray, baseline: np.ndarray, steps: int, *, progress: bool = False
 ) -> np.ndarray:
     """Integrated gradients (Sundararajan et al. 2017) of a one-output model, per row and column.
 
@@ -55,7 +56,8 @@ def integrated_gradients(
     Gauss-Legendre quadrature: captum's default rule, which this replaced so that predicting
     needs no extra package. A ReLU network's gradient jumps along the path, so the rule
     converges slowly; the error shows as the gap between the attributions' sum and
-    model(x) - model(baseline). Rows go PATH_POINTS / steps at a time.
+    model(x) - model(baseline). Rows go PATH_POINTS / steps at a time; `progress` shows
+    them on a terminal (`topoxai.progress`).
     """
     dtype = _dtype(model)  # the network's: float64 in the explain stage
     nodes, weights = np.polynomial.legendre.leggauss(steps)  # on [-1, 1]: map to [0, 1]
@@ -68,6 +70,7 @@ def integrated_gradients(
     # Allocated once: small results kept between the large, freed activations fragmented
     # the heap (10,000 rows took 2 GB, growing with the rows).
     out = torch.empty_like(inputs)
+    shown = bar(len(inputs), "explaining", "rows", show=progress)
     for first in range(0, len(inputs), rows):
         end, start = inputs[first : first + rows], base[first : first + rows]
         path = (start + alphas * (end - start)).reshape(-1, inputs.shape[1]).requires_grad_()
@@ -75,6 +78,8 @@ def integrated_gradients(
         (grads,) = torch.autograd.grad(model(path).sum(), path)
         total = (grads.view(steps, len(end), -1) * step_weights).sum(dim=0)
         out[first : first + rows] = total * (end - start)
+        shown.update(len(end))
+    shown.close()
     return out.numpy().astype(np.float64)
 
 

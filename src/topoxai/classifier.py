@@ -23,6 +23,7 @@ from torchmetrics.classification import MulticlassF1Score
 
 from topoxai.model import MLP, chunked_logits
 from topoxai.params import ParamsError, TrainParams
+from topoxai.progress import bar
 
 
 class Classifier(nn.Module):
@@ -153,6 +154,7 @@ def fit_network(
     classes: int,
     on_epoch: Callable[[int, dict[str, float]], None] = lambda epoch, metrics: None,
     one_device: bool = False,
+    progress: bool = False,
 ) -> Fitted:
     """The training procedure: what the train stage ships and every evaluate fold repeats,
     so that cross-validation estimates the procedure that made the shipped model.
@@ -160,6 +162,7 @@ def fit_network(
     Threads, seeds, the network and the loop all come from `params` and `seed`.
     `one_device` trains on one device without DDP, whatever `params` asks (evaluate's folds
     run inside a process, and under ddp Lightning would re-run the whole calling script).
+    `progress` shows each epoch's batches on a terminal (`topoxai.progress`; rank 0 only).
     """
     from threadpoolctl import threadpool_limits
 
@@ -188,6 +191,7 @@ def fit_network(
             patience=params.patience,
             seed=seed,
             on_epoch=on_epoch,
+            progress=progress,
             trainer_options={
                 "accelerator": params.accelerator,
                 "devices": 1 if one_device else params.devices,
@@ -208,6 +212,7 @@ def train_network(
     seed: int,
     on_epoch: Callable[[int, dict[str, float]], None],
     trainer_options: dict[str, Any],
+    progress: bool = False,
 ) -> Fitted:
     """Train with early stopping on the validation loss; return the network with the best
     epoch's weights (kept in memory: no checkpoint files).
@@ -245,9 +250,11 @@ def train_network(
     x_val, y_val = precision.convert_input(tuple(t.to(fabric.device) for t in val))
     f1 = MacroF1(module.net.output.out_features).to(fabric.device)
     best_loss, best_epoch, best_state, waited, epoch = math.inf, -1, None, 0, 0
+    shard = math.ceil(len(train[1]) / fabric.world_size)  # each rank's rows per epoch
     for epoch in range(max_epochs):
         model.train()
         loss_sum, rows = torch.zeros((), device=fabric.device), 0
+        shown = bar(shard, f"epoch {epoch}", "rows", show=progress and fabric.is_global_zero)
         for x, y in batches.epoch(epoch):
             with precision.forward_context():
                 loss = module.loss(forward(x), y)
@@ -257,6 +264,8 @@ def train_network(
             # The epoch's mean loss, summed in float32 (or wider): loss times batch size.
             value = loss.detach().to(torch.promote_types(loss.dtype, torch.float32))
             loss_sum, rows = loss_sum + value * len(y), rows + len(y)
+            shown.update(len(y))
+        shown.close()
         # Each rank's mean, averaged over ranks (each trains on an equal shard).
         train_loss = fabric.all_reduce(loss_sum / rows, reduce_op="mean")
         assert isinstance(train_loss, torch.Tensor)

@@ -177,9 +177,11 @@ def run_folds(setup: Setup, splits: list[Fold], *, jobs: int) -> list[FoldResult
     do not depend on which process ran it, nor on what ran before it there.
     """
     from topoxai.pool import Pool
+    from topoxai.progress import iterate
 
     with Pool(min(jobs, len(splits)), setup.train.threads) as pool:
-        return list(pool.map(score_fold, ((setup, fold) for fold in splits)))
+        results = pool.map(score_fold, ((setup, fold) for fold in splits))
+        return list(iterate(results, len(splits), "folds", "fold"))
 
 
 def score_fold(setup: Setup, fold: Fold) -> FoldResult:

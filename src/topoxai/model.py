@@ -46,6 +46,14 @@ class MLP(nn.Module):
         return out
 
 
-def chunked_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """net(x), computed CHUNK rows at a time; up to CHUNK rows, exactly one call of net."""
-    return torch.cat([net(chunk) for chunk in x.split(CHUNK)])
+def chunked_logits(net: nn.Module, x: torch.Tensor, *, progress: bool = False) -> torch.Tensor:
+    """net(x), computed CHUNK rows at a time; up to CHUNK rows, exactly one call of net.
+    `progress` shows the rows on a terminal (`topoxai.progress`)."""
+    from topoxai.progress import bar
+
+    with bar(len(x), "scoring", "rows", show=progress) as shown:
+        out = []
+        for chunk in x.split(CHUNK):
+            out.append(net(chunk))
+            shown.update(len(chunk))
+    return torch.cat(out)

@@ -75,6 +75,7 @@ def train(
             val=tensors["val"],
             classes=len(spec.classes),
             on_epoch=log_epoch,
+            progress=True,  # on a terminal only (topoxai.progress)
         )
         if not fitted.is_global_zero:
             return None

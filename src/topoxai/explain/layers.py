@@ -14,6 +14,7 @@ from topoxai.explain.inputs import NETWORKS, Inputs, layer_names, representation
 from topoxai.explain.report import Report, ratio, rounded
 from topoxai.params import ExplainParams
 from topoxai.pool import Pool
+from topoxai.progress import iterate
 
 Key = tuple[Any, ...]  # ("full", network, layer, class) / ("half", b, ...) / ("null", i, ...)
 
@@ -75,8 +76,11 @@ def start_topology(
     keys, results = _start_diagrams(inputs, x, names, groups, halves, params, pool)
 
     def finish() -> Report:
-        diagrams = dict(zip(keys, results, strict=True))
-        for j, by_class in enumerate(control_diagrams):
+        # Waiting on the workers: on a terminal, a bar for each batch of computations.
+        done = iterate(results, len(keys), "persistence", "diagram")
+        diagrams = dict(zip(keys, done, strict=True))
+        controls = iterate(control_diagrams, params.controls, "untrained controls", "net")
+        for j, by_class in enumerate(controls):
             diagrams |= {("null", j, last, i): diagram for i, diagram in enumerate(by_class)}
         return _topology_report(inputs, params, diagrams, halves, names, seed=seed, level=level)
 
