@@ -4,6 +4,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import minimum_spanning_tree
 
+from topoxai.topology import bipartite_spanning_tree
 from topoxai.uncertainty import TopologicalUncertainty, spanning_weights
 
 
@@ -28,6 +29,9 @@ def test_spanning_weights_are_scipys_maximum_spanning_tree():
     assert ours.shape == (300, 41)
     for b in (0, 1, 150, 299):
         np.testing.assert_allclose(ours[b], _scipy_weights(weight, x[b]), rtol=1e-12)
+        # the one-row spanning tree neural persistence uses, on the row's weighted graph
+        one = bipartite_spanning_tree(np.abs(weight) * x[b][None, :])
+        np.testing.assert_allclose(ours[b], np.sort(one), rtol=1e-12)
 
 
 def test_the_score_is_the_distance_to_the_predicted_classs_mean_diagram():
