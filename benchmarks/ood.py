@@ -41,7 +41,9 @@ from scipy.stats import rankdata
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from topoxai import ood  # noqa: E402
 from topoxai.classifier import fit_network  # noqa: E402
+from topoxai.conformal import p_values  # noqa: E402
 from topoxai.data import drop_nonpositive, read_raw  # noqa: E402
 from topoxai.download import resolve_local  # noqa: E402
 from topoxai.evaluate import make_folds  # noqa: E402
@@ -129,11 +131,9 @@ def score_fold(kept, unmeasured, fold, params, *, k: int) -> dict[str, dict[str,
     scores: dict[str, dict[str, np.ndarray]] = {m: {} for m in METHODS}
     for name in x:
         scores["msp"][name] = 1 - proba[name].max(axis=1)
-    from sklearn.covariance import LedoitWolf
-
-    cov = LedoitWolf().fit(x["fit"].astype(np.float64))
+    distance = ood.fit(x["fit"], x["val"])  # what the train stage ships
     for name in x:
-        scores["mahalanobis"][name] = np.sqrt(cov.mahalanobis(x[name].astype(np.float64)))
+        scores["mahalanobis"][name] = distance.score(x[name])
     from sklearn.neighbors import NearestNeighbors
 
     def last_hidden(name: str) -> np.ndarray:
@@ -185,9 +185,8 @@ def report(results, *, resamples: int, seed: int) -> None:
         def flagged(name: str, method: str = method) -> float:
             shares = []
             for r in results:
-                cal = np.sort(r[method]["val"])
-                above = len(cal) - np.searchsorted(cal, r[method][name], side="left")
-                shares.append(np.mean((above + 1) / (len(cal) + 1) < 0.05))
+                p = p_values(np.sort(r[method]["val"]).tolist(), r[method][name])
+                shares.append(np.mean(p < 0.05))
             return float(np.mean(shares))
 
         flag_cells = [f"{flagged('id'):10.3f}"] + [f"{flagged(s):10.3f}" for s in SHIFTS]

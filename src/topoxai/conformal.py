@@ -31,10 +31,7 @@ class Conformal:
         proba = np.asarray(proba, dtype=np.float64)
         out = np.empty(proba.shape)
         for c, calibration in enumerate(self.scores):
-            ranked = np.asarray(calibration)
-            # Scores at or above the row's: n_c minus those strictly below it.
-            above = len(ranked) - np.searchsorted(ranked, 1 - proba[:, c], side="left")
-            out[:, c] = (above + 1) / (len(ranked) + 1)
+            out[:, c] = p_values(calibration, 1 - proba[:, c])
         return out
 
     def sets(self, p_values: np.ndarray) -> np.ndarray:
@@ -58,6 +55,15 @@ class Conformal:
         ):
             raise UserError(f"{path}: not a conformal calibration (level or order)")
         return conformal
+
+
+def p_values(calibration: list[float], scores: np.ndarray) -> np.ndarray:
+    """Conformal p-values of `scores` against sorted calibration scores (larger: stranger):
+    (#{calibration scores >= the score} + 1) / (n + 1)."""
+    ranked = np.asarray(calibration)
+    # Scores at or above each: n minus those strictly below it.
+    above = len(ranked) - np.searchsorted(ranked, scores, side="left")
+    return (above + 1) / (len(ranked) + 1)
 
 
 def calibrate(proba: np.ndarray, labels: np.ndarray, level: float) -> Conformal:

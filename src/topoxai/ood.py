@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from topoxai import conformal
 from topoxai.errors import UserError
 
 OOD_FILE = "ood.json"  # in the model folder, hashed in the card
@@ -37,9 +38,7 @@ class Distance:
 
     def p_values(self, scores: np.ndarray) -> np.ndarray:
         """Conformal p-values: (#{held-out distances >= the row's} + 1) / (n + 1)."""
-        ranked = np.asarray(self.calibration)
-        above = len(ranked) - np.searchsorted(ranked, scores, side="left")
-        return (above + 1) / (len(ranked) + 1)
+        return conformal.p_values(self.calibration, scores)
 
     def to_json(self) -> str:
         return (
