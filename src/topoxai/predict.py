@@ -82,9 +82,11 @@ def predict(
         columns["ood_p_value"] = p_value
         columns["ood_flag"] = p_value < ood.ALPHA
         if warn and (unusual := int(columns["ood_flag"].sum())):
+            rows = f"{unusual} of {len(frame)} row{'s' * (len(frame) != 1)}"
             print(
-                f"note: {unusual} of {len(frame)} rows have an ood p-value below {ood.ALPHA:g} "
-                "(so do about 1 in 20 patients like the training ones): see ood_flag",
+                f"note: {rows} {'has' if unusual == 1 else 'have'} an ood p-value below "
+                f"{ood.ALPHA:g} (so do about 1 in 20 patients like the training ones): "
+                "see ood_flag",
                 file=sys.stderr,
             )
     columns["flags"] = flags
