@@ -98,7 +98,9 @@ GRID ?= -S 'train.lr=0.001,0.01' -S 'train.optimizer=sgd,adam'
 JOBS ?= 2
 grid: $(STAMP)  ## queue GRID (default: 2 lr x 2 optimizers), run JOBS at a time, then `make compare`
 	dvc exp run --queue $(GRID)
-	dvc queue start -j $(JOBS)
+	@# The queue's daemon keeps the stdout and stderr it was started with: a caller reading
+	@# make's output through a pipe (a test, CI) would wait on it after make is done.
+	dvc queue start -j $(JOBS) </dev/null >.dvc/tmp/queue-start.log 2>&1 || { cat .dvc/tmp/queue-start.log >&2; exit 1; }
 	while dvc queue status | grep -qE 'Running|Queued'; do sleep 5; done
 	dvc queue stop
 	dvc queue status
