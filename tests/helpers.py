@@ -17,6 +17,7 @@ from dvc.utils.serialize import modify_yaml
 ROOT = Path(__file__).resolve().parents[1]
 # The params tests are written against; users edit the live params.yaml, tests must not care.
 PARAMS = ROOT / "tests" / "params.yaml"
+RUN_LIMIT = 15 * 60  # seconds for one command in a test repo; the longest takes about 2 min
 TINY = {"hidden": [16, 16], "max_epochs": 4, "patience": 2}
 # The in-process small_run fixture's network (conftest.py).
 SMALL = {"hidden": (8,), "max_epochs": 3, "patience": 2}
@@ -86,7 +87,11 @@ class Repo:
         return cls(path, origin.env)
 
     def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(cmd, cwd=self.path, env=self.env, capture_output=True, text=True)
+        # A bound, so that a command that never returns (or a daemon it left holding the
+        # output pipes) fails its test instead of stalling the suite until CI's limit.
+        result = subprocess.run(
+            cmd, cwd=self.path, env=self.env, capture_output=True, text=True, timeout=RUN_LIMIT
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
         return result
