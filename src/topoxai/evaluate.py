@@ -106,15 +106,16 @@ def evaluate(
         [r.conformal for r in results], level=level, test_train_ratio=test_train_ratio
     )
     curves = [net_benefits(r) for r in results]
+    mean_curves = {name: np.mean([c[name] for c in curves], axis=0) for name in curves[0]}
     metrics["decision_curve"] = summarise_decisions(
-        curves, level=level, test_train_ratio=test_train_ratio
+        curves, mean_curves, level=level, test_train_ratio=test_train_ratio
     )
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json_text(metrics), encoding="utf-8")
         write_folds(tmp / "folds.tsv", splits, scores)
         write_predictions(tmp / "predictions.parquet", splits, results, kept.index.to_numpy())
         write_reliability(tmp / "calibration", results)
-        write_decision_curve(tmp / "decision_curve.tsv", curves)
+        write_decision_curve(tmp / "decision_curve.tsv", mean_curves)
     return metrics
 
 
@@ -246,15 +247,12 @@ def summarise_conformal(
     scores: list[dict[str, dict[str, float]]], *, level: float, test_train_ratio: float
 ) -> dict[str, Any]:
     """Per model and set measure: mean, sd and corrected interval over the folds."""
-    from topoxai.stats import resampled_t
-
     out: dict[str, Any] = {"level": level}
     for model in CONFORMAL_MODELS:
-        out[model] = {}
-        for name in CONFORMAL:
-            values = np.array([fold[model][name] for fold in scores])
-            est = resampled_t(values, level=level, test_train_ratio=test_train_ratio)
-            out[model][name] = _rounded(mean=est.mean, sd=est.sd, low=est.low, high=est.high)
+        out[model] = {
+            name: _estimate(np.array([f[model][name] for f in scores]), level, test_train_ratio)
+            for name in CONFORMAL
+        }
     return out
 
 
@@ -315,10 +313,9 @@ def summarise(
 
     out: dict[str, Any] = {}
     for model in MODELS:
-        out[model] = {}
-        for metric in SCORES:
-            est = resampled_t(column(model, metric), level=level, test_train_ratio=test_train_ratio)
-            out[model][metric] = _rounded(mean=est.mean, sd=est.sd, low=est.low, high=est.high)
+        out[model] = {
+            metric: _estimate(column(model, metric), level, test_train_ratio) for metric in SCORES
+        }
     for baseline in BASELINES:
         out[f"mlp_vs_{baseline}"] = {}
         for metric in PAIRED:
@@ -328,6 +325,14 @@ def summarise(
                 diff=est.mean, low=est.low, high=est.high, p=est.p
             )
     return out
+
+
+def _estimate(values: np.ndarray, level: float, test_train_ratio: float) -> dict[str, float]:
+    """Mean, sd and corrected interval of one measure over the folds."""
+    from topoxai.stats import resampled_t
+
+    est = resampled_t(values, level=level, test_train_ratio=test_train_ratio)
+    return _rounded(mean=est.mean, sd=est.sd, low=est.low, high=est.high)
 
 
 def _rounded(**values: float) -> dict[str, float]:
@@ -376,13 +381,17 @@ def net_benefits(result: FoldResult) -> dict[str, np.ndarray]:
 
 
 def summarise_decisions(
-    curves: list[dict[str, np.ndarray]], *, level: float, test_train_ratio: float
+    curves: list[dict[str, np.ndarray]],
+    mean: dict[str, np.ndarray],
+    *,
+    level: float,
+    test_train_ratio: float,
 ) -> dict[str, Any]:
-    """Per model, the thresholds where its mean net benefit over the folds beats treat-all
-    and treat-none; the MLP against each baseline at decision.COMPARED, as in `summarise`."""
+    """Per model, the thresholds where its `mean` net benefit over the folds beats
+    treat-all and treat-none; the MLP against each baseline at decision.COMPARED, as in
+    `summarise`."""
     from topoxai.stats import resampled_t
 
-    mean = {name: np.mean([c[name] for c in curves], axis=0) for name in curves[0]}
     out: dict[str, Any] = {}
     for model in MODELS:
         useful = decision.useful_range(mean[model], mean["treat_all"])
@@ -441,10 +450,9 @@ def write_reliability(folder: Path, results: list[FoldResult]) -> None:
         (folder / f"{name}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def write_decision_curve(path: Path, curves: list[dict[str, np.ndarray]]) -> None:
+def write_decision_curve(path: Path, mean: dict[str, np.ndarray]) -> None:
     """The decision curves' table: per threshold, the mean net benefit over the folds of
     each model, treat-all and treat-none."""
-    mean = {name: np.mean([c[name] for c in curves], axis=0) for name in curves[0]}
     names = [*MODELS, "treat_all"]
     lines = ["\t".join(["threshold", *names, "treat_none"])]
     for i, t in enumerate(decision.THRESHOLDS):
