@@ -35,8 +35,8 @@ TINY = ExplainParams(
     k=4,
     max_points=400,
     max_test_rows=300,
-    filtration_max=4.0,
-    filtration_steps=11,
+    hops=2,
+    filtration_max=6,
     mapper_cubes=3,
     mapper_overlap=0.5,
     mapper_eps_quantile=0.5,
@@ -125,11 +125,14 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     tu = metrics["topological_uncertainty"]
     assert tu["test_mean"] > 0 and tu["reference_rows"] <= 200
     assert tu["errors_auroc"] is None or 0 <= tu["errors_auroc"] <= 1
-    ratio = metrics["topology"]["simplification_h1"]
-    assert set(ratio) == {"trained", "ci_low", "ci_high", "control", "control_mean",
-                          "control_sd", "p", "z"}  # fmt: skip
-    assert ratio["ci_low"] <= ratio["trained"] <= ratio["ci_high"]
-    assert 0 < ratio["p"] <= 1
+    for dim in (0, 1):
+        betti = metrics["topology"][f"betti_h{dim}"]
+        assert set(betti) == {"input", "input_ci_low", "input_ci_high", "trained", "ci_low",
+                              "ci_high", "control", "control_mean", "control_sd", "p", "z"}  # fmt: skip
+        assert betti["input_ci_low"] <= betti["input"] <= betti["input_ci_high"]
+        assert betti["ci_low"] <= betti["trained"] <= betti["ci_high"]
+        assert isinstance(betti["trained"], int) and 0 < betti["p"] <= 1
+    assert metrics["topology"]["betti_h0"]["input"] >= 2  # a component per class at least
     assert metrics["topology"]["half_sample_rows"] == {"class_0": 24, "class_1": 20}
     assert set(metrics["neural_persistence_matched"]["hidden1"]) == {
         "trained", "control_mean", "control_low", "control_high", "p", "z"
@@ -138,8 +141,7 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     assert 0 <= low <= metrics["mapper"]["error_share_impure"] <= high <= 1
     assert 0 < metrics["mapper"]["p_errors_impure"] <= 1
     controls = pd.read_csv(tmp_path / "first/controls.tsv", sep="\t")
-    assert controls.columns.tolist() == ["control", "seed", "simplification_h0",
-                                         "simplification_h1", "total_persistence_h1"]  # fmt: skip
+    assert controls.columns.tolist() == ["control", "seed", "betti_h0", "betti_h1"]
     assert len(controls) == 3 and controls["seed"].nunique() == 3
     # Within the caps, every row is analysed.
     assert metrics["sample"] == {
@@ -156,14 +158,15 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     assert layers["layer"].tolist() == ["input", "hidden1", "hidden2", "logits"]
     assert layers["depth"].tolist() == [0, 1, 2, 3]
     # The input is the same point cloud for both networks.
-    assert (layers["trained_h1"].iloc[0], layers["trained_h0"].iloc[0]) == (
-        layers["control_h1"].iloc[0],
-        layers["control_h0"].iloc[0],
+    assert (layers["trained_b1"].iloc[0], layers["trained_b0"].iloc[0]) == (
+        layers["control_b1"].iloc[0],
+        layers["control_b0"].iloc[0],
     )
     betti = pd.read_csv(tmp_path / "first/betti.tsv", sep="\t")
     assert betti.columns.tolist() == ["scale", "input_b0", "input_b1", "trained_b0", "trained_b1",
                                       "control_b0", "control_b1"]  # fmt: skip
-    assert betti.loc[0, "input_b0"] == 90  # scale 0: every row is its own component
+    assert betti["scale"].tolist() == list(range(7))  # every hop count to filtration_max
+    assert betti.loc[0, "input_b0"] == 90  # scale 0: every (distinct) row its own component
     features = pd.read_csv(tmp_path / "first/features.tsv", sep="\t")
     assert features["feature"].tolist() == ["a", "b", "c"]
 
@@ -259,7 +262,7 @@ def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
         ({"max_test_rows": 1}, r"explain.max_test_rows must be >= 2 \(got 1\)"),
         ({"mapper_overlap": 1.0}, r"explain.mapper_overlap must be in \[0, 1\)"),
         ({"mapper_eps_quantile": 0}, r"explain.mapper_eps_quantile must be in \(0, 1\]"),
-        ({"filtration_steps": 1}, "explain.filtration_steps must be >= 2"),
+        ({"hops": 3, "filtration_max": 2}, "explain.filtration_max must be >= explain.hops = 3"),
         ({"ig_steps": "50"}, "explain.ig_steps must be an integer"),
         ({"extra": 1}, "unknown key explain.extra"),
     ],
@@ -352,13 +355,14 @@ def test_caps_bound_the_rows_each_part_analyses_and_are_recorded(workspace, tmp_
     assert metrics["mapper"]["nodes"] > 0
 
 
-def test_the_default_data_gives_the_same_ratios_subsampled_within_the_intervals(small_run):
-    """The stage on all 746 rows and on 250 rows per class: the subsample's simplification
-    ratios fall inside the full run's intervals (the totals grow with the points, the ratios
-    do not; docs/explain.md)."""
-    params = dataclasses.replace(TINY, k=10, resamples=10, controls=2)
+def test_the_default_data_gives_the_same_betti_numbers_subsampled_within_the_intervals(
+    small_run,
+):
+    """The stage on all 746 rows and on 250 rows per class: the subsample's Betti numbers
+    fall inside the full run's intervals (the read-out does not grow with the points)."""
+    params = dataclasses.replace(TINY, k=14, hops=3, resamples=10, controls=2)
 
-    def ratios(max_points: int) -> dict:
+    def betti(max_points: int) -> dict:
         inputs = in_float64(
             load_inputs(
                 small_run / "models",
@@ -371,9 +375,11 @@ def test_the_default_data_gives_the_same_ratios_subsampled_within_the_intervals(
             report = topology_report(inputs, params, seed=42, level=0.95, pool=pool)
         return report.metrics["topology"]
 
-    full, sub = ratios(400), ratios(250)
+    full, sub = betti(400), betti(250)
     assert full["half_sample_rows"] == {"class_0": 195, "class_1": 178}  # all 746 rows
     assert sub["half_sample_rows"] == {"class_0": 125, "class_1": 125}
     for dim in (0, 1):
-        interval = full[f"simplification_h{dim}"]
-        assert interval["ci_low"] <= sub[f"simplification_h{dim}"]["trained"] <= interval["ci_high"]
+        for key, prefix in (("input", "input_"), ("trained", "")):
+            full_dim, sub_dim = full[f"betti_h{dim}"], sub[f"betti_h{dim}"]
+            low, high = full_dim[f"{prefix}ci_low"], full_dim[f"{prefix}ci_high"]
+            assert low <= sub_dim[key] <= high

@@ -48,11 +48,13 @@ def main() -> None:
             )
         except ParamsError as err:  # a layer the model does not have: known once it is read
             raise ParamsError(f"{args.params}: {err}") from None
-    topo, graph = metrics["topology"]["simplification_h1"], metrics["mapper"]
+    b0, b1 = metrics["topology"]["betti_h0"], metrics["topology"]["betti_h1"]
+    graph = metrics["mapper"]
     print(
-        f"explain: {args.out}: H1 simplification trained {topo['trained']} "
-        f"[{topo['ci_low']}, {topo['ci_high']}] vs {config.controls} untrained "
-        f"{topo['control_mean']} (p {topo['p']}); Mapper {graph['nodes']} nodes, errors in "
+        f"explain: {args.out}: Betti numbers (both classes) input ({b0['input']}, "
+        f"{b1['input']}), last hidden layer ({b0['trained']}, {b1['trained']}), "
+        f"{config.controls} untrained (mean {b0['control_mean']}, {b1['control_mean']}); "
+        f"Mapper {graph['nodes']} nodes, errors in "
         f"impure nodes {graph['error_share_impure']} vs all rows {graph['row_share_impure']} "
         f"(p {graph['p_errors_impure']})"
     )

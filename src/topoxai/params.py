@@ -121,7 +121,7 @@ LAYER_NAME = re.compile(r"input|logits|hidden|hidden[1-9]\d*")
 @dataclass(frozen=True)
 class ExplainParams:
     # input, hidden (every hidden layer), hidden<N> (1-based), logits; input and the last
-    # hidden layer are always analysed, since the simplification ratio compares them
+    # hidden layer are always analysed, since the topology metrics compare them
     layers: tuple[str, ...]
     k: int  # neighbours in the k-NN graph of each class
     # rows per class for the topology (a seeded stratified sample when a class has more),
@@ -131,8 +131,8 @@ class ExplainParams:
     resamples: int  # half-samples of each class for the topology's intervals
     controls: int  # untrained networks, and matched random weights, to compare against
     jobs: int  # processes for the persistence computations (outputs do not depend on it)
-    filtration_max: float  # in units of the median k-NN edge length
-    filtration_steps: int  # points of the Betti curves, from 0 to filtration_max
+    hops: int  # the Rips scale, in hops, at which Betti numbers are read
+    filtration_max: int  # hops: the persistence diagrams and Betti curves end here
     mapper_cubes: int  # intervals per lens axis
     mapper_overlap: float  # share of each interval that overlaps its neighbour, in [0, 1)
     mapper_eps_quantile: float  # DBSCAN radius: this quantile of the pairwise distances
@@ -147,14 +147,17 @@ class ExplainParams:
             raise ParamsError(
                 f"explain.layers: unknown layer {bad[0]!r} (use input, hidden, hidden<N>, logits)"
             )
-        if self.filtration_max <= 0:
-            raise ParamsError(f"explain.filtration_max must be > 0 (got {self.filtration_max:g})")
+        if self.filtration_max < self.hops:
+            raise ParamsError(
+                f"explain.filtration_max must be >= explain.hops = {self.hops}: the Betti "
+                f"numbers are read at that scale (got {self.filtration_max})"
+            )
         if not 0 < self.mapper_eps_quantile <= 1:
             raise ParamsError(
                 f"explain.mapper_eps_quantile must be in (0, 1] (got {self.mapper_eps_quantile:g})"
             )
         _check_range("explain.mapper_overlap", self.mapper_overlap, 0.0, 1.0, hi_open=True)
-        minimum = {"filtration_steps": 2, "k": 1, "mapper_cubes": 1, "mapper_min_samples": 1,
+        minimum = {"hops": 1, "k": 1, "mapper_cubes": 1, "mapper_min_samples": 1,
                    "ig_steps": 1, "permutation_repeats": 1, "threads": 1,
                    "max_test_rows": 2, "resamples": 2, "controls": 2, "jobs": 1}  # fmt: skip
         _check_minimum(self, "explain", minimum)

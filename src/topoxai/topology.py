@@ -17,39 +17,36 @@ from topoxai import seeds
 if TYPE_CHECKING:  # the explain stage's workers import this module and never plot
     from matplotlib.figure import Figure
 
-# Duplicate rows give zero-length edges, which scipy's sparse graphs would read as "no edge".
-_MIN_LENGTH = 1e-9
 
+def knn_hops(points: np.ndarray, k: int) -> np.ndarray:
+    """Hop counts between the distinct rows of `points` in their symmetric k-NN graph.
 
-def knn_geodesic(points: np.ndarray, k: int) -> np.ndarray:
-    """Shortest-path distances in the symmetric k-NN graph, in units of its median edge.
+    The measurement of Naitzat, Zhitnikov & Lim (JMLR 2020; the authors' betti_calc.py):
+    duplicate rows removed, each row joined to its k nearest others, edges unweighted, and
+    the distance between two rows the fewest edges between them (inf between components).
+    Hop counts do not see how far a layer stretches one region and crushes another, which
+    Euclidean edge lengths do: a trained ReLU network's deep layers spread a class's graph
+    over thousands of median edges, and a length-based filtration then reads one connected
+    class as a hundred pieces. A class collapsed to fewer than k + 1 distinct rows is joined
+    to all of them.
 
-    Naitzat, Zhitnikov & Lim (JMLR 2020) measure each layer with geodesic distances on a
-    k-NN graph so that the layer's overall scale does not matter; dividing by the median
-    edge length keeps that property with Euclidean edge lengths (a continuous filtration).
-    Points in different components of the graph are at distance inf.
-
-    The k-NN graph is sparse (n * k edges); the result is dense, n² float64, because nearly
-    every pair is within the Rips range used here (~85% within 4 median edges on the
-    default data), and Rips persistence needs them all. A sparse matrix of only those pairs
-    gives ripser the same diagrams and no speed-up; the k-NN graph itself as ripser's sparse
-    input would be a different filtration (its clique complex). So n must be bounded: the
-    explain stage passes at most `explain.max_points` rows per class (400 rows: 1.3 MB).
+    The result is dense, n² float64 over the distinct rows, because Rips persistence needs
+    every pair within its range; so n must be bounded (the explain stage passes at most
+    `explain.max_points` rows per class: 400 rows, 1.3 MB).
     """
-    n = len(points)
-    if not 0 < k < n:
-        raise ValueError(f"k must be in [1, {n - 1}] for {n} points (got {k})")
-    lengths, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
-    # Column 0 is each point itself, except among duplicates; drop self-loops either way.
-    rows = np.repeat(np.arange(n), k + 1)
-    cols, data = neighbours.ravel(), lengths.ravel()
+    if k < 1:
+        raise ValueError(f"k must be >= 1 (got {k})")
+    distinct = np.unique(points, axis=0)
+    n = len(distinct)
+    k = min(k, n - 1)
+    if k == 0:  # a single distinct row
+        return np.zeros((1, 1))
+    neighbours = NearestNeighbors(n_neighbors=k + 1).fit(distinct).kneighbors(distinct)[1]
+    # Column 0 is each row itself (rows are distinct); drop self-loops wherever they are.
+    rows, cols = np.repeat(np.arange(n), k + 1), neighbours.ravel()
     keep = rows != cols
-    rows, cols, data = rows[keep], cols[keep], data[keep]
-    positive = data[data > 0]
-    unit = float(np.median(positive)) if len(positive) else 1.0
-    data = np.maximum(data / unit, _MIN_LENGTH)
-    graph = coo_matrix((data, (rows, cols)), shape=(n, n)).tocsr()
-    return shortest_path(graph, method="D", directed=False)
+    graph = coo_matrix((np.ones(keep.sum()), (rows[keep], cols[keep])), shape=(n, n)).tocsr()
+    return shortest_path(graph, directed=False, unweighted=True)
 
 
 def persistence(distances: np.ndarray, max_scale: float) -> list[np.ndarray]:
@@ -63,8 +60,17 @@ def persistence(distances: np.ndarray, max_scale: float) -> list[np.ndarray]:
 
 
 def knn_persistence(points: np.ndarray, k: int, max_scale: float) -> list[np.ndarray]:
-    """`persistence(knn_geodesic(points, k), max_scale)`: one job of the explain stage's pool."""
-    return persistence(knn_geodesic(points, k), max_scale)
+    """`persistence(knn_hops(points, k), max_scale)`: one job of the explain stage's pool."""
+    return persistence(knn_hops(points, k), max_scale)
+
+
+def betti_numbers(diagrams: list[np.ndarray], scale: float) -> list[int]:
+    """Betti numbers at `scale`: the bars of each dimension alive there (birth <= s < death).
+
+    With hop distances, the Rips complex at 2 or 3 hops: tests/test_topology.py states the
+    k, scale and numbers of points at which this recovers shapes of known Betti numbers.
+    """
+    return [int(betti_curve(d, np.array([scale]))[0]) for d in diagrams]
 
 
 def betti_curve(diagram: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -72,12 +78,6 @@ def betti_curve(diagram: np.ndarray, scales: np.ndarray) -> np.ndarray:
     births, deaths = diagram[:, 0], diagram[:, 1]
     alive = (births[None, :] <= scales[:, None]) & (scales[:, None] < deaths[None, :])
     return alive.sum(axis=1)
-
-
-def total_persistence(diagram: np.ndarray, max_scale: float) -> float:
-    """Sum of bar lengths, each bar cut at `max_scale` (so infinite bars count as finite)."""
-    deaths = np.minimum(diagram[:, 1], max_scale)
-    return float(np.sum(np.maximum(deaths - diagram[:, 0], 0.0)))
 
 
 def neural_persistence(weights: list[np.ndarray]) -> list[float]:

@@ -38,10 +38,6 @@ def write(out: Path, reports: list[Report]) -> dict[str, Any]:
     return metrics
 
 
-def ratio(a: float, b: float) -> float:
-    return a / b if b > 0 else float("nan")
-
-
 def rounded(value: float | None) -> float | int | None:
     """Floats to four decimals (metrics files then diff cleanly); ints unchanged; None for
     None, nan and inf (strict JSON has no such numbers)."""
