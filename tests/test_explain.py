@@ -125,14 +125,23 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     tu = metrics["topological_uncertainty"]
     assert tu["test_mean"] > 0 and tu["reference_rows"] <= 200
     assert tu["errors_auroc"] is None or 0 <= tu["errors_auroc"] <= 1
+    # The metrics are the layer table's input and last hidden rows, and the controls' table.
+    layers = pd.read_csv(tmp_path / "first/layers.tsv", sep="\t").set_index("layer")
+    controls = pd.read_csv(tmp_path / "first/controls.tsv", sep="\t")
     for dim in (0, 1):
         betti = metrics["topology"][f"betti_h{dim}"]
         assert set(betti) == {"input", "input_ci_low", "input_ci_high", "trained", "ci_low",
                               "ci_high", "control", "control_mean", "control_sd", "p", "z"}  # fmt: skip
-        assert betti["input_ci_low"] <= betti["input"] <= betti["input_ci_high"]
-        assert betti["ci_low"] <= betti["trained"] <= betti["ci_high"]
+        column = f"trained_b{dim}"
+        assert betti["input"] == layers.loc["input", column]
+        assert betti["trained"] == layers.loc["hidden2", column]
+        assert betti["control"] == layers.loc["hidden2", f"control_b{dim}"]
+        assert (betti["ci_low"], betti["ci_high"]) == pytest.approx(
+            (layers.loc["hidden2", f"{column}_low"], layers.loc["hidden2", f"{column}_high"]),
+            abs=1e-4,  # metrics.json keeps four decimals
+        )
+        assert betti["control_mean"] == pytest.approx(controls[f"betti_h{dim}"].mean(), abs=1e-4)
         assert isinstance(betti["trained"], int) and 0 < betti["p"] <= 1
-    assert metrics["topology"]["betti_h0"]["input"] >= 2  # a component per class at least
     assert metrics["topology"]["half_sample_rows"] == {"class_0": 24, "class_1": 20}
     assert set(metrics["neural_persistence_matched"]["hidden1"]) == {
         "trained", "control_mean", "control_low", "control_high", "p", "z"
@@ -140,7 +149,6 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
     low, high = (metrics["mapper"][f"error_share_impure_{end}"] for end in ("low", "high"))
     assert 0 <= low <= metrics["mapper"]["error_share_impure"] <= high <= 1
     assert 0 < metrics["mapper"]["p_errors_impure"] <= 1
-    controls = pd.read_csv(tmp_path / "first/controls.tsv", sep="\t")
     assert controls.columns.tolist() == ["control", "seed", "betti_h0", "betti_h1"]
     assert len(controls) == 3 and controls["seed"].nunique() == 3
     # Within the caps, every row is analysed.
@@ -156,6 +164,9 @@ def test_explain_writes_every_output_the_same_way_twice(workspace, tmp_path):
 
     layers = pd.read_csv(tmp_path / "first/layers.tsv", sep="\t")
     assert layers["layer"].tolist() == ["input", "hidden1", "hidden2", "logits"]
+    # Every row of the tiny data is distinct in the input; a class that collapses is visible.
+    distinct = layers[["trained_distinct_class0", "trained_distinct_class1"]].iloc[0]
+    assert distinct.tolist() == [49, 41]
     assert layers["depth"].tolist() == [0, 1, 2, 3]
     # The input is the same point cloud for both networks.
     assert (layers["trained_b1"].iloc[0], layers["trained_b0"].iloc[0]) == (
@@ -263,6 +274,8 @@ def test_k_larger_than_a_class_is_one_error(workspace, tmp_path):
         ({"mapper_overlap": 1.0}, r"explain.mapper_overlap must be in \[0, 1\)"),
         ({"mapper_eps_quantile": 0}, r"explain.mapper_eps_quantile must be in \(0, 1\]"),
         ({"hops": 3, "filtration_max": 2}, "explain.filtration_max must be >= explain.hops = 3"),
+        ({"hops": 0, "filtration_max": -1}, r"explain.hops must be >= 1 \(got 0\)"),
+        ({"filtration_max": 4.0}, "explain.filtration_max must be an integer"),
         ({"ig_steps": "50"}, "explain.ig_steps must be an integer"),
         ({"extra": 1}, "unknown key explain.extra"),
     ],

@@ -1,11 +1,12 @@
-"""topoxai.topology: known diagrams, Betti curves, neural persistence, and a trained toy net."""
+"""topoxai.topology: hop counts, known diagrams, Betti numbers, neural persistence."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from topoxai.model import MLP
+from topoxai.params import load_params
 from topoxai.stats import empirical_p
 from topoxai.topology import (
     betti_curve,
@@ -17,6 +18,8 @@ from topoxai.topology import (
     persistence,
     shuffled_persistence,
 )
+
+DEFAULTS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").explain
 
 
 def lifetimes(diagram: np.ndarray) -> np.ndarray:
@@ -75,53 +78,6 @@ def test_neural_persistence_of_a_hand_made_layer():
     assert both[1] == 0.0  # one edge of weight 1: persistence 0
 
 
-def _circles(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two concentric circles (one class each), evenly spaced with a little noise."""
-    rng = np.random.default_rng(0)
-    angle = np.linspace(0, 4 * np.pi, n, endpoint=False)
-    radius = np.where(np.arange(n) % 2 == 0, 1.0, 2.0)
-    points = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
-    points += rng.normal(0, 0.02, points.shape)
-    return torch.tensor(points, dtype=torch.float32), torch.tensor(np.arange(n) % 2)
-
-
-def _betti(net: MLP | None, x: torch.Tensor, y: torch.Tensor) -> list[list[int]]:
-    """(b0, b1) of each class in the network's logits (in the input when `net` is None)."""
-    with torch.no_grad():
-        points = (x if net is None else net(x)).numpy()
-    return [betti_numbers(knn_persistence(points[y == c], 8, 2.0), 2.0) for c in (0, 1)]
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny tensors train 20x faster on one thread than on two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.usefixtures("one_thread")
-def test_training_on_circles_takes_each_class_to_one_point_cloud_without_loops():
-    """Naitzat et al.'s finding in small: each class a circle, (1, 1), in the input; (1, 0)
-    in the trained network's logits; its initialisation leaves a class with loops (measured
-    (1, 0) and (1, 2))."""
-    x, y = _circles(200)
-    torch.manual_seed(0)
-    control = MLP(2, (16, 16), 2)
-    trained = MLP(2, (16, 16), 2)
-    trained.load_state_dict(control.state_dict())
-    optimizer = torch.optim.Adam(trained.parameters(), lr=0.02)
-    for _ in range(200):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(trained(x), y).backward()
-        optimizer.step()
-    assert (trained(x).argmax(dim=1) == y).all()
-    assert _betti(None, x, y) == [[1, 1], [1, 1]]
-    assert _betti(trained, x, y) == [[1, 0], [1, 0]]
-    assert sum(map(sum, _betti(control, x, y))) > 2
-
-
 @pytest.mark.parametrize("shape", [(1, 1), (1, 4), (3, 5), (7, 2), (40, 30)])
 def test_bipartite_spanning_tree_matches_scipys_kruskal(shape):
     rng = np.random.default_rng(sum(shape))
@@ -142,7 +98,8 @@ def test_shuffled_weights_keep_each_layers_values_and_are_seeded():
 
 
 def _b1(points: np.ndarray) -> int:
-    return betti_numbers(knn_persistence(points, 14, 3.0), 3.0)[1]
+    """Betti-1 by the explain stage's default read-out (params.yaml's k and hops)."""
+    return betti_numbers(knn_persistence(points, DEFAULTS.k, DEFAULTS.hops), DEFAULTS.hops)[1]
 
 
 def _circle(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -151,11 +108,12 @@ def _circle(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def test_a_circle_differs_significantly_from_blobs_and_a_blob_does_not():
-    """Betti-1 against 39 Gaussian blobs (all 0): a circle's 1 falls outside them all
-    (two-sided p = 2/40, the smallest 39 draws allow), another blob among them."""
+    """Betti-1 against 39 Gaussian blobs (all 0), 300 points each (what a loop needs in
+    tests/test_topology_shapes.py): a noisy circle's 1 falls outside them all (two-sided
+    p = 2/40, the smallest 39 draws allow), another blob among them."""
     rng = np.random.default_rng(0)
-    blobs = [_b1(rng.normal(size=(150, 2))) for _ in range(39)]
-    p_circle, _ = empirical_p(_b1(_circle(150, rng)), blobs, alternative="two-sided")
+    blobs = [_b1(rng.normal(size=(300, 2))) for _ in range(39)]
+    p_circle, _ = empirical_p(_b1(_circle(300, rng)), blobs, alternative="two-sided")
     assert p_circle <= 0.05
-    p_blob, _ = empirical_p(_b1(rng.normal(size=(150, 2))), blobs, alternative="two-sided")
+    p_blob, _ = empirical_p(_b1(rng.normal(size=(300, 2))), blobs, alternative="two-sided")
     assert p_blob > 0.05

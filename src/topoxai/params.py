@@ -147,11 +147,6 @@ class ExplainParams:
             raise ParamsError(
                 f"explain.layers: unknown layer {bad[0]!r} (use input, hidden, hidden<N>, logits)"
             )
-        if self.filtration_max < self.hops:
-            raise ParamsError(
-                f"explain.filtration_max must be >= explain.hops = {self.hops}: the Betti "
-                f"numbers are read at that scale (got {self.filtration_max})"
-            )
         if not 0 < self.mapper_eps_quantile <= 1:
             raise ParamsError(
                 f"explain.mapper_eps_quantile must be in (0, 1] (got {self.mapper_eps_quantile:g})"
@@ -161,6 +156,11 @@ class ExplainParams:
                    "ig_steps": 1, "permutation_repeats": 1, "threads": 1,
                    "max_test_rows": 2, "resamples": 2, "controls": 2, "jobs": 1}  # fmt: skip
         _check_minimum(self, "explain", minimum)
+        if self.filtration_max < self.hops:
+            raise ParamsError(
+                f"explain.filtration_max must be >= explain.hops = {self.hops}: the Betti "
+                f"numbers are read at that scale (got {self.filtration_max})"
+            )
         if self.max_points < 2 * (self.k + 1):
             raise ParamsError(
                 f"explain.max_points must be >= 2 * (explain.k + 1) = {2 * (self.k + 1)}: the "

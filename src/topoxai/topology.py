@@ -67,8 +67,8 @@ def knn_persistence(points: np.ndarray, k: int, max_scale: float) -> list[np.nda
 def betti_numbers(diagrams: list[np.ndarray], scale: float) -> list[int]:
     """Betti numbers at `scale`: the bars of each dimension alive there (birth <= s < death).
 
-    With hop distances, the Rips complex at 2 or 3 hops: tests/test_topology.py states the
-    k, scale and numbers of points at which this recovers shapes of known Betti numbers.
+    With hop distances, the Rips complex at `explain.hops`: tests/test_topology_shapes.py
+    states the k, scale and numbers of points at which this recovers known shapes.
     """
     return [int(betti_curve(d, np.array([scale]))[0]) for d in diagrams]
 

@@ -104,9 +104,8 @@ def _topology_report(
     last = f"hidden{depth}"
     classes = np.unique(y).tolist()
     seeds = controls.control_seeds(seed, params.controls)
-    # Total persistence is not reported: in hops it sums the many loops of 1-2 hops, which
-    # the known-shape tests show are noise (with k = 5, a noisy circle of 80 points totals
-    # less than Gaussian blobs of 80 points).
+    # Betti numbers, not total persistence: in hops a total mostly sums the loops of 1 hop,
+    # which a filled disk has too (tests/test_topology_shapes.py).
     betti = {key: topology.betti_numbers(dgms, params.hops) for key, dgms in diagrams.items()}
 
     def per_class(key: Key, dim: int) -> list[int]:
@@ -127,7 +126,10 @@ def _topology_report(
         for dim in MEASURES
     }
     report = Report()
-    layers = _layer_table(per_class, names, every, classes)
+    # One H0 bar per distinct row: how far a layer collapses a class (a class of k or fewer
+    # distinct rows is one complete graph, (1, 0) by construction).
+    distinct = {key: len(dgms[0]) for key, dgms in diagrams.items()}
+    layers = _layer_table(per_class, distinct, names, every, classes)
     for dim, column in MEASURES.items():
         layers[f"trained_{column}_low"] = [intervals[name, dim][0] for name in names]
         layers[f"trained_{column}_high"] = [intervals[name, dim][1] for name in names]
@@ -227,14 +229,20 @@ def _start_diagrams(
 
 def _layer_table(
     per_class: Callable[[Key, int], list[int]],
+    distinct: dict[Key, int],
     names: list[str],
     every: list[str],
     classes: list[int],
 ) -> pd.DataFrame:
-    """Betti numbers per layer: one row per layer, columns network x dimension (x class)."""
+    """Betti numbers per layer: one row per layer, columns network x dimension (x class), and
+    the distinct rows each network's layer has per class."""
     rows = []
     for name in names:
         row: dict[str, Any] = {"depth": every.index(name), "layer": name}
+        for network in NETWORKS:
+            source = "trained" if name == "input" else network
+            for i, c in enumerate(classes):
+                row[f"{network}_distinct_class{c}"] = distinct["full", source, name, i]
         for network, (dim, column) in itertools.product(NETWORKS, MEASURES.items()):
             source = "trained" if name == "input" else network  # one input for both
             values = per_class(("full", source, name), dim)
@@ -252,7 +260,7 @@ def _betti_table(
 ) -> pd.DataFrame:
     """Betti-0 and Betti-1 curves (summed over classes) at each hop count up to
     `filtration_max`: input and last hidden layer."""
-    scales = np.arange(int(params.filtration_max) + 1, dtype=np.float64)  # every hop count
+    scales = np.arange(params.filtration_max + 1, dtype=np.float64)  # every hop count
     table: dict[str, Any] = {"scale": scales}
     for label, network, name in (("input", "trained", "input"), ("trained", "trained", last),
                                  ("control", "control", last)):  # fmt: skip
