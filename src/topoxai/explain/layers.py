@@ -240,14 +240,13 @@ def _layer_table(
     for name in names:
         row: dict[str, Any] = {"depth": every.index(name), "layer": name}
         for network in NETWORKS:
-            source = "trained" if name == "input" else network
+            source = "trained" if name == "input" else network  # one input for both
+            for dim, column in MEASURES.items():
+                values = per_class(("full", source, name), dim)
+                row[f"{network}_{column}"] = sum(values)
+                row.update({f"{network}_{column}_class{c}": v for c, v in zip(classes, values)})
             for i, c in enumerate(classes):
                 row[f"{network}_distinct_class{c}"] = distinct["full", source, name, i]
-        for network, (dim, column) in itertools.product(NETWORKS, MEASURES.items()):
-            source = "trained" if name == "input" else network  # one input for both
-            values = per_class(("full", source, name), dim)
-            row[f"{network}_{column}"] = sum(values)
-            row.update({f"{network}_{column}_class{c}": v for c, v in zip(classes, values)})
         rows.append(row)
     return pd.DataFrame(rows)
 
