@@ -53,7 +53,8 @@ def main() -> None:
     print(
         f"explain: {args.out}: Betti numbers (both classes) input ({b0['input']}, "
         f"{b1['input']}), last hidden layer ({b0['trained']}, {b1['trained']}), "
-        f"{config.controls} untrained (mean {b0['control_mean']}, {b1['control_mean']}); "
+        f"{config.controls} untrained (mean {b0['control_mean']}, {b1['control_mean']}; "
+        f"p {b0['p']}, {b1['p']}); "
         f"Mapper {graph['nodes']} nodes, errors in "
         f"impure nodes {graph['error_share_impure']} vs all rows {graph['row_share_impure']} "
         f"(p {graph['p_errors_impure']})"
