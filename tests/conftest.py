@@ -55,7 +55,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The preprocess and train stages' work, in-process on the bundled table with a tiny
     network: data/raw/heart.csv, data/processed, models and reports/train, as `dvc repro`
     lays them out, in seconds. For unit tests of what reads them; tests must not change it."""
-    from topoxai.download import resolve_local
+    from topoxai.download import fetch
     from topoxai.params import load_params
     from topoxai.preprocess import preprocess
     from topoxai.train import train
@@ -64,7 +64,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = load_params(PARAMS)
     raw = root / "data/raw/heart.csv"
     raw.parent.mkdir(parents=True)
-    shutil.copyfile(resolve_local(params.data.source), raw)
+    fetch(params.data.source, raw, sha256=None, target=params.data.target, site=params.data.site)
     preprocess(params.data, seed=params.seed, raw=raw, out=root / "data/processed")
     with process_state_kept():
         train(dataclasses.replace(params.train, **SMALL), seed=params.seed, level=params.level,

@@ -84,7 +84,7 @@ def test_results_prints_the_cross_validated_estimates(trained: Repo, tmp_path: P
     assert result.returncode == 0, result.stderr
     metrics = json.loads(path.read_text())
     lines = result.stdout.splitlines()
-    assert lines[0] == "2x3-fold cross-validation on 746 rows: mean (sd) [95% interval]"
+    assert lines[0] == "2x3-fold cross-validation on 918 rows: mean (sd) [95% interval]"
     auc = metrics["mlp"]["roc_auc"]
     assert lines[1].split()[:3] == ["mlp", "roc_auc", f"{auc['mean']:.4f}"]
     assert f"[{auc['low']:.4f}, {auc['high']:.4f}]" in lines[1]

@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from topoxai.data import ID_MIN_ROWS, drop_nonpositive, read_raw, shuffle_split, stratified_split
+from topoxai.data import (
+    ID_MIN_ROWS,
+    drop_missing,
+    find_missing,
+    read_raw,
+    shuffle_split,
+    stratified_split,
+)
 from topoxai.download import resolve_local
 from topoxai.errors import DataError
 from topoxai.features import fit_preprocessor
@@ -58,17 +65,25 @@ def test_na_words_are_categories_but_not_numbers(tmp_path):
     (tmp_path / "bad.csv").write_text("Age,Sex,y\n40,M,0\nNA,F,1\n")
     with pytest.raises(DataError, match=r"^column Age, line 3: 'NA' is not a number$"):
         read_raw(tmp_path / "bad.csv", target="y", categorical=["Sex"], drop=[])
-    (tmp_path / "empty.csv").write_text("Age,Sex,y\n40,M,0\n50,,1\n")
-    with pytest.raises(DataError, match=r"^column Sex, line 3: an empty value$"):
-        read_raw(tmp_path / "empty.csv", target="y", categorical=["Sex"], drop=[])
+    # An empty cell is a missing value (data.missing decides), not an error.
+    (tmp_path / "empty.csv").write_text("Age,Sex,y\n40,M,0\n,,1\n")
+    frame = read_raw(tmp_path / "empty.csv", target="y", categorical=["Sex"], drop=[])
+    missing = find_missing(frame, target="y", categorical=["Sex"], not_measured=[])
+    assert missing.rows.tolist() == [False, True]
+    assert missing.per_column == {"Age": 1, "Sex": 1}
 
 
-def test_drop_nonpositive_counts_per_column(frame):
-    filtered = drop_nonpositive(frame, ["Chol", "Age"])
-    assert len(filtered.frame) == 3
-    assert filtered.nonpositive == {"Chol": 1, "Age": 0}
+def test_missing_values_are_counted_per_column_and_dropped_only_under_drop(frame):
+    missing = find_missing(frame, target="y", categorical=["Sex"], not_measured=["Chol", "Age"])
+    assert missing.rows.tolist() == [False, True, False, False]
+    assert missing.per_column == {"Chol": 1}
+    assert len(drop_missing(frame, missing, "drop")) == 3
+    assert len(drop_missing(frame, missing, "impute")) == 4
+    every = find_missing(
+        frame.assign(Chol=0.0), target="y", categorical=["Sex"], not_measured=["Chol"]
+    )
     with pytest.raises(DataError, match="no rows left"):
-        drop_nonpositive(frame.assign(Chol=0.0), ["Chol"])
+        drop_missing(frame, every, "drop")
 
 
 def test_split_is_stratified_and_disjoint():
@@ -130,14 +145,20 @@ def test_default_data_known_answers():
         drop=[],
     )
     assert raw.shape == (918, 12)
-    filtered = drop_nonpositive(raw, ["Cholesterol", "RestingBP"])
-    assert len(filtered.frame) == 746
-    assert filtered.nonpositive == {"Cholesterol": 172, "RestingBP": 1}
-    parts = stratified_split(filtered.frame, "HeartDisease", (0.7, 0.15, 0.15), random_state=42)
+    missing = find_missing(
+        raw,
+        target="HeartDisease",
+        categorical=CATEGORICAL,
+        not_measured=["Cholesterol", "RestingBP"],
+    )
+    assert missing.per_column == {"Cholesterol": 172, "RestingBP": 1}
+    kept = drop_missing(raw, missing, "drop")
+    assert len(kept) == 746
+    parts = stratified_split(kept, "HeartDisease", (0.7, 0.15, 0.15), random_state=42)
     assert [len(p) for p in parts.values()] == [522, 112, 112]
     spec = fit_preprocessor(
         parts["train"], target="HeartDisease", categorical=CATEGORICAL, source_sha256="x"
     )
     assert len(spec.feature_names) == 21
     assert spec.means[0] == pytest.approx(parts["train"]["Age"].mean())
-    assert spec.means[0] != pytest.approx(filtered.frame["Age"].mean(), abs=1e-9)
+    assert spec.means[0] != pytest.approx(kept["Age"].mean(), abs=1e-9)

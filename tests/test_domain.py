@@ -44,10 +44,10 @@ def test_each_reason_names_column_value_and_the_range_or_rule():
     )
     assert flags.tolist() == [
         "Age=39: outside the training range [40, 70]",
-        "Chol=0: not measured (training dropped rows with Chol <= 0)",
+        "Chol=0: not measured, scored as 225 (the training median)",
         "Sex='X': a category training never saw (known: F, M)",
         "Age=85.5: outside the training range [40, 70]; "
-        "Chol=-3: not measured (training dropped rows with Chol <= 0)",
+        "Chol=-3: not measured, scored as 225 (the training median)",
     ]
     assert summary(flags) == "note: 4 of 4 rows are outside the training data: see the flags column"
     frame = rows(Age=[55.0, 39.0])

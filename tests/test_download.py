@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helpers import PARAMS, RawServer, umask
 
-from topoxai.download import DownloadError, check_csv, fetch
+from topoxai.download import DownloadError, check_csv, fetch, resolve_local
 from topoxai.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -459,16 +459,57 @@ print(json.dumps({{"code": code, "heavy": [m for m in {heavy!r} if m in sys.modu
 """
 
 
-def test_stage_script_imports_no_heavy_libraries(tmp_path):
+@pytest.mark.parametrize(
+    ("site", "heavy"),
+    [
+        # A table that has its site column (or none): a copy, with the standard library.
+        (None, []),
+        # The seed table lacks its hospital column: recovered with pandas (topoxai.hospitals).
+        ("hospital", ["pandas"]),
+    ],
+)
+def test_stage_script_imports_no_heavy_libraries(tmp_path, site, heavy):
     out = tmp_path / "raw" / "heart.csv"
-    code = STAGE_PROBE.format(stage=str(STAGE), params=str(PARAMS), out=str(out), heavy=HEAVY)
+    params = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+    params["data"]["site"] = site
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    code = STAGE_PROBE.format(stage=str(STAGE), params=str(params_path), out=str(out), heavy=HEAVY)
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.splitlines()[-1])
-    assert result == {"code": 0, "heavy": []}
-    assert hashlib.sha256(out.read_bytes()).hexdigest() == PKG_SHA
+    assert result == {"code": 0, "heavy": heavy}
+    package = resolve_local(PKG_SOURCE).read_bytes().splitlines(keepends=True)
+    written = out.read_bytes().splitlines(keepends=True)
+    if site is None:
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == PKG_SHA
+    else:  # every line as the package has it, with the hospital appended
+        assert (
+            written[0]
+            == package[0].rstrip(b"\r\n")
+            + b",hospital"
+            + package[0][len(package[0].rstrip(b"\r\n")) :]
+        )
+        assert [w.rsplit(b",", 1)[0] for w in written[1:]] == [
+            p.rstrip(b"\r\n") for p in package[1:]
+        ]
+        assert {w.rsplit(b",", 1)[1].strip() for w in written[1:]} == {
+            b"Hungary",
+            b"Switzerland",
+            b"VA Long Beach",
+            b"Cleveland",
+        }
+
+
+def test_a_table_without_the_site_column_is_refused_in_one_line(tmp_path):
+    source = tmp_path / "mine.csv"
+    source.write_text("a,y\n1,0\n2,1\n", encoding="utf-8")
+    out = tmp_path / "raw.csv"
+    with pytest.raises(DownloadError, match=r"no column 'site' \(data.site\); columns are a, y"):
+        fetch(str(source), out, sha256=None, target="y", site="site")
+    assert not out.exists()
 
 
 def _run_stage(params_path: Path, out: Path) -> subprocess.CompletedProcess[str]:

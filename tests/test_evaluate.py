@@ -27,7 +27,9 @@ DATA = DataParams(
     positive_class=None,
     categorical=(),
     drop=(),
-    positive=(),
+    site=None,
+    not_measured=(),
+    missing="drop",
     split=(0.7, 0.15, 0.15),
 )
 

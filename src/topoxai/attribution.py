@@ -19,19 +19,22 @@ PATH_POINTS = 8192
 
 
 def feature_groups(spec: Preprocessor) -> dict[str, list[int]]:
-    """Raw feature -> its column indices in the network's input (one-hot columns together)."""
+    """Raw feature -> its column indices in the network's input (one-hot columns together,
+    and its "was missing" indicator, if it has one)."""
     groups = {name: [i] for i, name in enumerate(spec.numeric)}
     start = len(spec.numeric)
     for name, categories in zip(spec.categorical, spec.categories):
         groups[name] = list(range(start, start + len(categories)))
         start += len(categories)
+    for j, name in enumerate(spec.indicators):
+        groups[name].append(start + j)
     return groups
 
 
 def even_baseline(spec: Preprocessor) -> np.ndarray:
     """The reference of per-row explanations, as one network input row: every numeric at its
     training mean (0 once standardized), every categorical an even mix of its categories
-    (1/k in each of its k one-hot columns).
+    (1/k in each of its k one-hot columns), every value measured.
 
     The explain stage measures from the mean training row instead, whose one-hot part is the
     categories' training frequencies; a model folder does not record those, so a row scored
@@ -39,7 +42,8 @@ def even_baseline(spec: Preprocessor) -> np.ndarray:
     """
     numeric = np.zeros(len(spec.numeric))
     onehot = [np.full(len(categories), 1 / len(categories)) for categories in spec.categories]
-    return np.concatenate([numeric, *onehot])[None]
+    measured = np.zeros(len(spec.indicators))  # the baseline patient's values were measured
+    return np.concatenate([numeric, *onehot, measured])[None]
 
 
 def positive_probability(net: nn.Module) -> nn.Module:

@@ -49,6 +49,40 @@ def calibration(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+def ici(y: np.ndarray, p: np.ndarray) -> float:
+    """The Integrated Calibration Index alone (as `calibration` computes it)."""
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    y = np.asarray(y, dtype=np.float64)
+    p = np.clip(np.asarray(p, dtype=np.float64), CLIP, 1 - CLIP)
+    smooth = lowess(y, p, frac=FRAC, it=0, delta=0.005, return_sorted=False)
+    return float(np.mean(np.abs(np.clip(smooth, 0, 1) - p)))
+
+
+def calibration_fit(
+    y: np.ndarray, p: np.ndarray, *, level: float
+) -> dict[str, tuple[float, float, float]]:
+    """Calibration intercept and slope (as `calibration`), each with its Wald interval at
+    `level` from the logistic fit's standard error: (value, low, high)."""
+    import statsmodels.api as sm
+    from scipy.stats import norm
+
+    y = np.asarray(y, dtype=np.float64)
+    p = np.clip(np.asarray(p, dtype=np.float64), CLIP, 1 - CLIP)
+    logit = np.log(p / (1 - p))
+    binomial = sm.families.Binomial()
+    z = float(norm.ppf(0.5 + level / 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # as in `calibration`: separation
+        intercept = sm.GLM(y, np.ones_like(y), family=binomial, offset=logit).fit()
+        slope = sm.GLM(y, sm.add_constant(logit), family=binomial).fit()
+    out = {}
+    for name, fit, i in (("calibration_intercept", intercept, 0), ("calibration_slope", slope, 1)):
+        value, se = float(fit.params[i]), float(fit.bse[i])
+        out[name] = (value, value - z * se, value + z * se)
+    return out
+
+
 def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
     """The reliability diagram's points: per equal-width bin of `p` with rows in it, the mean
     predicted probability, the observed event rate and the number of rows."""

@@ -1,5 +1,6 @@
 """The research code's data steps: read the raw CSV, drop impossible rows, split."""
 
+import contextlib
 import math
 import sys
 import warnings
@@ -10,7 +11,13 @@ import numpy as np
 import pandas as pd
 
 from topoxai.errors import DataError
-from topoxai.features import Preprocessor, categorical_codes, numeric_block, require_columns
+from topoxai.features import (
+    Preprocessor,
+    numeric_block,
+    parse_rows,
+    require_columns,
+)
+from topoxai.params import DataParams
 
 SPLITS = ("train", "val", "test")
 # A whole-number column whose values all differ looks like an ID only in a table this long:
@@ -23,9 +30,9 @@ PARQUET_CODEC, PARQUET_LEVEL = "zstd", 1
 
 
 @dataclass(frozen=True)
-class Filtered:
-    frame: pd.DataFrame
-    nonpositive: dict[str, int]  # rows with a value <= 0, per column (a row may count twice)
+class Missing:
+    rows: np.ndarray  # per row: True when any of its values is missing
+    per_column: dict[str, int]  # rows missing each column's value (a row may count twice)
 
 
 def read_table(source: str | Path, *, categorical: list[str]) -> pd.DataFrame:
@@ -59,10 +66,18 @@ def read_table(source: str | Path, *, categorical: list[str]) -> pd.DataFrame:
         raise DataError(f"{source}: not a readable CSV ({str(err).splitlines()[0]})") from None
 
 
-def read_raw(path: Path, *, target: str, categorical: list[str], drop: list[str]) -> pd.DataFrame:
-    """Read and check the raw CSV, minus the `drop` columns."""
+def read_raw(
+    path: Path, *, target: str, categorical: list[str], drop: list[str], site: str | None = None
+) -> pd.DataFrame:
+    """Read and check the raw CSV, minus the `drop` columns. The `site` column, if named,
+    must be there and have no empty cell; it is kept, as text, and checked as nothing else."""
     frame = read_table(path, categorical=categorical)
     require_columns(frame, [target, *categorical])
+    if site is not None and site not in frame.columns:
+        raise DataError(
+            f"data.site: no column {site} in {path} (columns present: "
+            f"{', '.join(frame.columns)}); name the column of each row's site, or null"
+        )
     # A name that matches no column is most likely a typo, and the column meant would then
     # silently stay in as a feature.
     if absent := [c for c in drop if c not in frame.columns]:
@@ -79,8 +94,14 @@ def read_raw(path: Path, *, target: str, categorical: list[str], drop: list[str]
         # Text somewhere in the column: all of it as text, as one chunk of a long file would
         # otherwise hold the numbers 0, 1 and another the words "0", "1".
         frame[target] = frame[target].astype(str)
-    numeric = [c for c in frame.columns if c != target and c not in categorical]
-    values = numeric_block(frame, numeric)  # raises on NaN or text in a numeric column
+    if site is not None:
+        if frame[site].isna().any():
+            i = int(np.argmax(frame[site].isna().to_numpy()))
+            raise DataError(f"column {site}, line {i + 2}: an empty site (data.site)")
+        frame[site] = frame[site].astype(str)
+    numeric = [c for c in frame.columns if c not in (target, site) and c not in categorical]
+    # Raises on text in a numeric column; an empty cell is a missing value.
+    values = numeric_block(frame, numeric, missing_ok=True)
     if len(frame) >= ID_MIN_ROWS:
         # Non-whole values (a ratio with many decimals) can all differ in a real measurement.
         for column, v in zip(numeric, values.T):
@@ -89,8 +110,6 @@ def read_raw(path: Path, *, target: str, categorical: list[str], drop: list[str]
                     f"column {column}: every value is different (an ID?); "
                     "list it in data.drop to ignore it"
                 )
-    for column in categorical:
-        categorical_codes(frame, column)  # raises on an empty cell
     return frame
 
 
@@ -100,16 +119,87 @@ def all_different(values: np.ndarray) -> bool:
     return len(np.unique(head)) == len(head) and len(np.unique(values)) == len(values)
 
 
-def drop_nonpositive(frame: pd.DataFrame, columns: list[str]) -> Filtered:
-    """Drop rows where any of `columns` is <= 0 (0 encodes 'not measured' in this dataset)."""
-    require_columns(frame, columns)
-    values = numeric_block(frame, columns)  # a text column here is one clear error
-    bad = {c: values[:, j] <= 0 for j, c in enumerate(columns)}
-    keep = ~np.logical_or.reduce(list(bad.values())) if bad else np.ones(len(frame), bool)
-    kept = frame[keep]
+def find_missing(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    categorical: list[str],
+    not_measured: list[str],
+    site: str | None = None,
+) -> Missing:
+    """Which rows miss a value: an empty cell, or a value <= 0 in a `not_measured` column
+    (0 encodes "not measured" in the default table)."""
+    require_columns(frame, not_measured)
+    numeric = [c for c in frame.columns if c not in (target, site) and c not in categorical]
+    if text := [c for c in not_measured if c not in numeric]:
+        raise DataError(f"data.not_measured: {text[0]} is not a numeric column")
+    parsed = parse_rows(frame, numeric, categorical, not_measured)
+    per_column = dict(zip(numeric, parsed.missing.T))
+    per_column |= {c: codes < 0 for c, codes in zip(categorical, parsed.codes)}
+    rows = np.zeros(len(frame), bool)
+    for column_missing in per_column.values():
+        rows |= column_missing
+    return Missing(rows, {c: int(m.sum()) for c, m in per_column.items() if m.any()})
+
+
+@dataclass(frozen=True)
+class Table:
+    """The raw table as every validation reads it: each row's values, site and gaps."""
+
+    frame: pd.DataFrame  # every row read, without the site column
+    sites: pd.Series | None  # each row's site (data.site), as text; None without one
+    missing: Missing
+
+    def learned(self, mode: str) -> pd.DataFrame:
+        """The rows training learns from under data.missing `mode`."""
+        return drop_missing(self.frame, self.missing, mode)
+
+
+def read_table_of(raw: Path, data: DataParams) -> Table:
+    """The raw CSV read and checked by the data params, the site column set apart."""
+    frame = read_raw(
+        raw,
+        target=data.target,
+        categorical=list(data.categorical),
+        drop=list(data.drop),
+        site=data.site,
+    )
+    sites = frame.pop(data.site) if data.site is not None else None
+    if isinstance(data.positive_class, tuple):
+        frame[data.target] = is_label(frame[data.target], data.positive_class).astype(np.int64)
+    missing = find_missing(
+        frame,
+        target=data.target,
+        categorical=list(data.categorical),
+        not_measured=list(data.not_measured),
+    )
+    return Table(frame, sites, missing)
+
+
+def is_label(values: pd.Series, labels: tuple[str | int, ...]) -> np.ndarray:
+    """Which values are one of `labels`, compared as numbers where both are (YAML's 1 is the
+    CSV's 1, 1.0 or "1"), else as text."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    text = values.astype(str).str.strip().to_numpy()
+    out = np.zeros(len(values), bool)
+    for label in labels:
+        with contextlib.suppress(TypeError, ValueError):
+            out |= numbers == float(label)
+        out |= text == str(label)
+    return out
+
+
+def drop_missing(frame: pd.DataFrame, missing: Missing, mode: str) -> pd.DataFrame:
+    """The rows training learns from: all of them, or (data.missing: drop) the complete ones."""
+    if mode != "drop":
+        return frame
+    kept = frame[~missing.rows]
     if kept.empty:
-        raise DataError(f"no rows left after dropping non-positive values in {', '.join(columns)}")
-    return Filtered(kept, {c: int(b.sum()) for c, b in bad.items()})
+        raise DataError(
+            f"no rows left after dropping those with a missing value "
+            f"({', '.join(missing.per_column)}); try data.missing: impute"
+        )
+    return kept
 
 
 def stratified_split(

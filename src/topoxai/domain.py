@@ -1,10 +1,11 @@
 """The model's domain: does a raw row look like the rows the model was trained on?
 
 A row is outside it when a numeric value is outside the training rows' range, when a value
-means "not measured" (<= 0 in a data.positive column: training dropped those rows), or when
-a category never occurred in training. The network still returns a number for such a row
-(a standardized z of 40, an all-zero one-hot block), so `predict` scores it and says why
-the number should not be trusted.
+is not measured (an empty cell, or <= 0 in a data.not_measured column: the spec fills it in
+with the training rows' median or most frequent category), or when a category never
+occurred in training. The network still returns a number for such a row (a standardized z
+of 40, an all-zero one-hot block, a filled-in value), so `predict` scores it and says why
+the number should not be taken at face value.
 
 The range is the training rows' minimum and maximum, not a quantile range: a ReLU network
 extrapolates linearly past the last value it saw, and that is where its numbers stop being
@@ -14,40 +15,44 @@ estimates; a narrower range would flag, by construction, rows like those it lear
 import numpy as np
 import pandas as pd
 
-from topoxai.features import (
-    Preprocessor,
-    categorical_codes,
-    line_of,
-    numeric_block,
-    require_columns,
-)
+from topoxai.features import Parsed, Preprocessor, line_of
 
 
 def row_flags(spec: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
+    """`flags` of raw rows (parsed here: `predict` parses once for features and flags)."""
+    return flags_of(spec, spec.parse(frame))
+
+
+def flags_of(spec: Preprocessor, parsed: Parsed) -> np.ndarray:
     """Per row, "" when it is inside the domain, else every reason, joined by "; ".
 
-    Each reason names the column, the row's value and the training range, rule or
-    categories. Costs a comparison per cell; text is built for flagged rows only.
+    Each reason names the column, the row's value and the training range, the value it was
+    scored with, or the known categories. Costs a comparison per cell; text is built for
+    flagged rows only.
     """
-    require_columns(frame, [*spec.numeric, *spec.categorical])
-    flags = np.full(len(frame), "", dtype=object)
-    values = numeric_block(frame, spec.numeric)
+    flags = np.full(len(parsed), "", dtype=object)
     for j, column in enumerate(spec.numeric):
-        v, low, high = values[:, j], spec.lows[j], spec.highs[j]
-        unmeasured = v <= 0 if column in spec.not_measured else np.zeros(len(v), bool)
+        v, low, high = parsed.numeric[:, j], spec.lows[j], spec.highs[j]
+        unmeasured = parsed.missing[:, j]
         rows = np.flatnonzero(unmeasured)
+        fill = f"not measured, scored as {spec.medians[j]:.15g} (the training median)"
         _add(flags, rows, [
-            f"{column}={v[i]:.15g}: not measured (training dropped rows with {column} <= 0)"
+            f"{column} empty: {fill}" if np.isnan(v[i]) else f"{column}={v[i]:.15g}: {fill}"
             for i in rows
         ])  # fmt: skip
         rows = np.flatnonzero(~unmeasured & ((v < low) | (v > high)))
         _add(flags, rows, [
             f"{column}={v[i]:.15g}: outside the training range [{low:.15g}, {high:.15g}]" for i in rows
         ])  # fmt: skip
-    for column, known in zip(spec.categorical, spec.categories):
-        codes, text = categorical_codes(frame, column)
+    for column, known, mode, codes, text in zip(
+        spec.categorical, spec.categories, spec.modes, parsed.codes, parsed.text
+    ):
+        rows = np.flatnonzero(codes < 0)
+        _add(flags, rows, [
+            f"{column} empty: not measured, scored as {mode!r} (the training rows' most frequent)"
+        ] * len(rows))  # fmt: skip
         unknown = pd.Index(known, dtype=object).get_indexer(pd.Index(text)) < 0
-        rows = np.flatnonzero(unknown[codes])
+        rows = np.flatnonzero(unknown[codes] & (codes >= 0))
         _add(flags, rows, [
             f"{column}={text[codes[i]]!r}: a category training never saw "
             f"(known: {', '.join(known)})"

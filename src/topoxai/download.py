@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
+from topoxai import hospitals
 from topoxai.errors import UserError, describe_bad_answer
 from topoxai.files import sha256_file, temp_sibling
 
@@ -38,6 +39,7 @@ def fetch(
     *,
     sha256: str | None,
     target: str,
+    site: str | None = None,
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 1.0,
@@ -45,7 +47,9 @@ def fetch(
 ) -> str:
     """Copy `source` to `dest` if it verifies; return its sha256. `dest` is untouched on error.
 
-    Over HTTP, each attempt waits at most `timeout` seconds for any one answer from the
+    `site` names the column of each row's site (data.site): the table must have it, except
+    the bundled seed table, which lacks its hospital column: that is recovered from the UCI
+    table shipped beside it and appended (topoxai.hospitals). Over HTTP, each attempt waits at most `timeout` seconds for any one answer from the
     server, and the whole download, retries and their pauses included, ends by `deadline`.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +74,16 @@ def fetch(
                 f"{source}: sha256 is {digest}, expected {sha256} (data.sha256); "
                 "set data.sha256 to the new value if this data is intended, or null to skip the check"
             )
-        check_csv(tmp.read_bytes(), target, source)
+        header = check_csv(tmp.read_bytes(), target, source)
+        if site is not None and site not in header:
+            if digest != hospitals.SEED_SHA256:
+                raise DownloadError(
+                    f"{source}: no column {site!r} (data.site); columns are "
+                    f"{', '.join(header)}: name the column of each row's site, or set data.site "
+                    "to null"
+                )
+            hospitals.with_hospital(tmp, resolve_local(hospitals.UCI_SOURCE), tmp, site)
+            print(f"download: column {site} recovered from {hospitals.UCI_SOURCE} (docs/data.md)")
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -199,8 +212,9 @@ def _seconds(value: float) -> str:
     return f"{round(value, 2):g}"
 
 
-def check_csv(content: bytes, target: str, source: str) -> None:
-    """Raise DownloadError unless `content` is a rectangular CSV with the target column."""
+def check_csv(content: bytes, target: str, source: str) -> list[str]:
+    """Raise DownloadError unless `content` is a rectangular CSV with the target column;
+    return its header."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -234,3 +248,4 @@ def check_csv(content: bytes, target: str, source: str) -> None:
         raise DownloadError(f"{source}: malformed CSV {where} ({err})") from None
     if count == 0:
         raise DownloadError(f"{source}: the CSV has a header but no rows")
+    return header

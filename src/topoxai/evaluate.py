@@ -17,7 +17,7 @@ import pandas as pd
 
 from topoxai import decision
 from topoxai.calibration import CALIBRATION, reliability
-from topoxai.data import PARQUET_CODEC, PARQUET_LEVEL, drop_nonpositive, read_raw, shuffle_split
+from topoxai.data import PARQUET_CODEC, PARQUET_LEVEL, read_table_of, shuffle_split
 from topoxai.errors import DataError
 from topoxai.features import fit_preprocessor
 from topoxai.files import atomic_dir, json_text
@@ -75,10 +75,7 @@ def evaluate(
     """Cross-validate on the rows of `raw` that preprocessing keeps; write `out`; return the
     metrics (also in out/metrics.json). Every draw comes from `params.seed`."""
     seed = params.seed
-    frame = read_raw(
-        raw, target=data.target, categorical=list(data.categorical), drop=list(data.drop)
-    )
-    frame_kept = drop_nonpositive(frame, list(data.positive)).frame
+    frame_kept = read_table_of(raw, data).learned(data.missing)
     rows = sample_rows(frame_kept[data.target].to_numpy(), params.max_rows, seed)
     kept = frame_kept.take(rows)
     labels = kept[data.target].to_numpy()
@@ -261,14 +258,22 @@ def fold_arrays(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Features and class indices of the fold's fit, validation and test rows, with the
     preprocessing fitted on the fit rows alone (as the preprocess stage fits on train)."""
-    fit_rows, val_rows, test_rows = (frame.take(r) for r in (fold.fit, fold.val, fold.test))
+    return fold_arrays_of(frame, (fold.fit, fold.val, fold.test), data)
+
+
+def fold_arrays_of(
+    frame: pd.DataFrame, positions: tuple[np.ndarray, np.ndarray, np.ndarray], data: DataParams
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`fold_arrays` of the rows at the (fit, validation, test) `positions` of `frame`."""
+    fit_rows, val_rows, test_rows = (frame.take(r) for r in positions)
     spec = fit_preprocessor(
         fit_rows,
         target=data.target,
         categorical=list(data.categorical),
         source_sha256="",
-        positive_class=data.positive_class,
-        not_measured=data.positive,
+        positive_class=data.positive_label,
+        not_measured=data.not_measured,
+        missing=data.missing,
     )
     # float32 features: what the train stage reads from the processed splits.
     return [

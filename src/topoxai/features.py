@@ -1,4 +1,4 @@
-"""The fitted preprocessing: standardized numerics and one-hot categoricals, saved as JSON.
+"""The fitted preprocessing: imputed, standardized numerics and one-hot categoricals, as JSON.
 
 Kept free of scikit-learn so that the same transform can be applied anywhere from a
 plain JSON file: the preprocess stage fits it, training reads its output, prediction
@@ -16,9 +16,25 @@ import pandas as pd
 
 from topoxai.errors import DataError
 
-# 2: classes put the positive one last, and the training rows' domain is recorded.
-FORMAT_VERSION = 2
+# 3: missing values are imputed (medians, modes) and may have indicator columns.
+FORMAT_VERSION = 3
 SPEC_FILE = "preprocess.json"  # beside the processed splits, and in the model folder
+MISSING_MODES = ("drop", "impute", "indicator")
+# How a missing value is written in a numeric cell besides an empty one (pandas writes NaN).
+MISSING_WORDS = ("nan",)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Raw rows read once: what the features, the imputation and the domain flags all need."""
+
+    numeric: np.ndarray  # (rows, numeric columns) float64 as written; NaN for an empty cell
+    missing: np.ndarray  # (rows, numeric columns): empty, or <= 0 in a not_measured column
+    codes: list[np.ndarray]  # per categorical: each row's index into `text`; -1: empty
+    text: list[np.ndarray]  # per categorical: its distinct spellings (categorical_codes)
+
+    def __len__(self) -> int:
+        return len(self.numeric)
 
 
 @dataclass(frozen=True)
@@ -31,12 +47,19 @@ class Preprocessor:
     categorical: list[str]
     categories: list[list[str]]  # the known categories (the domain, as much as the encoding)
     source_sha256: str
-    # The model's domain (topoxai.domain): each numeric column's smallest and largest value
-    # over the training rows, and the columns where a value <= 0 means "not measured" (the
-    # rows training dropped: data.positive).
+    # The model's domain (topoxai.domain): each numeric column's smallest and largest
+    # measured value over the training rows, and the columns where a value <= 0 means "not
+    # measured" (data.not_measured).
     lows: list[float]
     highs: list[float]
     not_measured: list[str]
+    # Missing values (data.missing): what training did with them, and what fills one in any
+    # row: the training rows' median of each numeric column and most frequent category of
+    # each categorical one. `indicators`: the columns with a 0/1 "was missing" feature.
+    missing: str
+    medians: list[float]
+    modes: list[str]
+    indicators: list[str]
 
     @property
     def positive_class(self) -> Any:
@@ -45,24 +68,41 @@ class Preprocessor:
     @property
     def feature_names(self) -> list[str]:
         onehot = [f"{c}={v}" for c, cats in zip(self.categorical, self.categories) for v in cats]
-        return self.numeric + onehot
+        return self.numeric + onehot + [indicator_name(c) for c in self.indicators]
+
+    def parse(self, frame: pd.DataFrame) -> Parsed:
+        """The rows' numeric values and categories, and which are missing, read once."""
+        require_columns(frame, [*self.numeric, *self.categorical])
+        return parse_rows(frame, self.numeric, self.categorical, self.not_measured)
 
     def transform(self, frame: pd.DataFrame, dtype: type = np.float64) -> np.ndarray:
-        """Raw rows -> features; unknown categories become all-zero columns.
+        """Raw rows -> features (`features` of `parse`)."""
+        return self.features(self.parse(frame), dtype)
+
+    def features(self, rows: Parsed, dtype: type = np.float64) -> np.ndarray:
+        """Parsed rows -> features: a missing value takes the training rows' median (or most
+        frequent category), then numerics are standardized and categoricals one-hot coded;
+        an unknown category becomes all-zero columns.
 
         Computed in float64 whatever `dtype`: float32 is float64's result rounded once.
         """
-        require_columns(frame, [*self.numeric, *self.categorical])
-        out: np.ndarray = np.empty((len(frame), len(self.feature_names)), dtype)
-        numeric = numeric_block(frame, self.numeric)
+        out: np.ndarray = np.empty((len(rows), len(self.feature_names)), dtype)
+        numeric = np.where(rows.missing, np.asarray(self.medians), rows.numeric)
         out[:, : len(self.numeric)] = (numeric - np.asarray(self.means)) / np.asarray(self.scales)
         start = len(self.numeric)
-        for column, cats in zip(self.categorical, self.categories):
-            codes, text = categorical_codes(frame, column)
-            # Each distinct text's column among `cats` (-1: unknown), then each row's.
+        missing = dict(zip(self.numeric, rows.missing.T))
+        for column, cats, mode, codes, text in zip(
+            self.categorical, self.categories, self.modes, rows.codes, rows.text
+        ):
+            # Each distinct text's column among `cats` (-1: unknown), then each row's; an
+            # empty cell (code -1) is the training rows' most frequent category.
             position = pd.Index(cats, dtype=object).get_indexer(pd.Index(text))[codes]
+            position[codes < 0] = cats.index(mode)
             out[:, start : start + len(cats)] = position[:, None] == np.arange(len(cats))
             start += len(cats)
+            missing[column] = codes < 0
+        for j, column in enumerate(self.indicators):
+            out[:, start + j] = missing[column]
         return out
 
     def encode_target(self, frame: pd.DataFrame) -> np.ndarray:
@@ -86,8 +126,8 @@ class Preprocessor:
             spec = json.loads(text)
             if spec.pop("format_version", None) != FORMAT_VERSION:
                 raise DataError(
-                    f"format_version must be {FORMAT_VERSION} (one written before the model's "
-                    "domain was recorded: rerun the pipeline, dvc repro)"
+                    f"format_version must be {FORMAT_VERSION} (one written before missing "
+                    "values were imputed: rerun the pipeline, dvc repro)"
                 )
             return cls(**spec)
         except (
@@ -115,15 +155,28 @@ def fit_preprocessor(
     source_sha256: str,
     positive_class: Any = None,
     not_measured: list[str] | tuple[str, ...] = (),
+    missing: str = "impute",
 ) -> Preprocessor:
-    """Learn means, scales, categories and ranges from the training rows only."""
+    """Learn means, scales, categories, ranges and fill values from the training rows only
+    (their measured values: a missing one informs none of them)."""
+    if missing not in MISSING_MODES:
+        raise ValueError(f"missing must be one of {MISSING_MODES} (got {missing!r})")
     classes = ordered_classes(train[target].unique().tolist(), positive_class, target)
     numeric = [c for c in train.columns if c != target and c not in categorical]
-    values = numeric_block(train, numeric)
-    means = values.mean(axis=0)
-    scales = values.std(axis=0)
+    rows = parse_rows(train, numeric, list(categorical), [c for c in numeric if c in not_measured])
+    values = np.where(rows.missing, np.nan, rows.numeric)
+    all_missing = np.asarray(rows.missing.all(axis=0)).tolist()
+    if empty := [c for c, m in zip(numeric, all_missing) if m and len(train)]:
+        raise DataError(f"column {empty[0]}: no measured value in the training rows")
+    for column, codes in zip(categorical, rows.codes):
+        if len(codes) and (codes < 0).all():
+            raise DataError(f"column {column}: no measured value in the training rows")
+    means, scales = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
     # A constant column has nothing to standardize; leave it centred (as StandardScaler does).
     scales[scales == 0] = 1.0
+    categories = [_present(codes, text) for codes, text in zip(rows.codes, rows.text)]
+    missed = [c for c, m in zip(numeric, np.asarray(rows.missing.any(axis=0)).tolist()) if m]
+    missed += [c for c, codes in zip(categorical, rows.codes) if (codes < 0).any()]
     return Preprocessor(
         target=target,
         classes=classes,
@@ -131,12 +184,56 @@ def fit_preprocessor(
         means=means.tolist(),
         scales=scales.tolist(),
         categorical=list(categorical),
-        categories=[present_categories(train, c) for c in categorical],
+        categories=[sorted(c) for c in categories],
         source_sha256=source_sha256,
-        lows=values.min(axis=0, initial=np.inf).tolist(),
-        highs=values.max(axis=0, initial=-np.inf).tolist(),
+        lows=np.nanmin(values, axis=0, initial=np.inf).tolist(),
+        highs=np.nanmax(values, axis=0, initial=-np.inf).tolist(),
         not_measured=[c for c in numeric if c in not_measured],
+        missing=missing,
+        medians=np.nanmedian(values, axis=0).tolist() if len(train) else [],
+        modes=[_most_frequent(c) for c in categories],
+        # Only where the training rows had a missing value: a constant 0 column teaches nothing.
+        indicators=missed if missing == "indicator" else [],
     )
+
+
+def indicator_name(column: str) -> str:
+    """The 0/1 feature saying that `column` was missing (data.missing: indicator)."""
+    return f"{column}:missing"
+
+
+def parse_rows(
+    frame: pd.DataFrame, numeric: list[str], categorical: list[str], not_measured: list[str]
+) -> Parsed:
+    """`Parsed` for the columns named; DataError names the first cell that is neither a
+    number nor missing."""
+    values = numeric_block(frame, numeric, missing_ok=True)
+    missing = np.isnan(values)
+    for j, column in enumerate(numeric):
+        if column in not_measured:
+            missing[:, j] |= values[:, j] <= 0
+    codes, text = [], []
+    for column in categorical:
+        c, t = categorical_codes(frame, column, missing_ok=True)
+        codes.append(c)
+        text.append(t)
+    return Parsed(values, missing, codes, text)
+
+
+def _most_frequent(counts: dict[str, int]) -> str:
+    # The first in sorted order among ties ("" for a frame without rows).
+    return max(counts.items(), key=lambda item: item[1])[0] if counts else ""
+
+
+def _present(codes: np.ndarray, text: np.ndarray) -> dict[str, int]:
+    # Each category that occurs, with its rows (one spelling may come from several texts);
+    # in sorted order, so that the most frequent's ties go to the first in that order.
+    counts = np.bincount(codes[codes >= 0], minlength=len(text))
+    out: dict[str, int] = {}
+    for spelling, n in zip(text.tolist(), counts.tolist()):
+        if n:
+            out[spelling] = out.get(spelling, 0) + n
+    return dict(sorted(out.items()))
 
 
 def ordered_classes(labels: list[Any], positive_class: Any, target: str) -> list[Any]:
@@ -181,12 +278,6 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def present_categories(frame: pd.DataFrame, column: str) -> list[str]:
-    """The categories that occur in the column, sorted."""
-    codes, text = categorical_codes(frame, column)
-    return sorted(set(text[np.bincount(codes, minlength=len(text)) > 0].tolist()))
-
-
 def require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -195,20 +286,41 @@ def require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
         )
 
 
-def numeric_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The columns as float64, or DataError naming the first empty or non-numeric cell."""
+def numeric_block(
+    frame: pd.DataFrame, columns: list[str], *, missing_ok: bool = False
+) -> np.ndarray:
+    """The columns as float64, or DataError naming the first empty or non-numeric cell.
+
+    `missing_ok`: an empty cell (or NaN) is NaN instead; text and infinities still raise.
+    """
     out = np.empty((len(frame), len(columns)))
     for j, column in enumerate(columns):
         raw = frame[column]
         values = pd.to_numeric(raw, errors="coerce")
         bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        if missing_ok and bad.any():
+            bad &= ~_missing_cells(raw)
         if bad.any():
             i = int(np.argmax(bad))
             cell = raw.iloc[i]
-            what = "an empty value" if pd.isna(cell) or str(cell).strip() == "" else f"{cell!r}"
+            if pd.isna(cell) or str(cell).strip() == "":
+                what = "an empty value"
+            elif isinstance(cell, float | np.floating):  # inf, as pandas read it
+                what = f"{cell:g}"
+            else:
+                what = f"{cell!r}"
             raise DataError(f"column {column}, {line_of(frame, i)}: {what} is not a number")
-        out[:, j] = values.to_numpy(dtype=float)
+        out[:, j] = values.to_numpy(dtype=float, na_value=np.nan)
     return out
+
+
+def _missing_cells(raw: pd.Series) -> np.ndarray:
+    """Cells that hold no value: empty, NaN, or a word for it (a numeric column read as text)."""
+    empty = raw.isna().to_numpy()
+    if raw.dtype == object:
+        text = raw.astype(str).str.strip().str.lower()
+        empty |= (text == "").to_numpy() | text.isin(MISSING_WORDS).to_numpy()
+    return empty
 
 
 def categorical_block(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -222,11 +334,14 @@ def categorical_block(frame: pd.DataFrame, column: str) -> np.ndarray:
     return text[codes]
 
 
-def categorical_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+def categorical_codes(
+    frame: pd.DataFrame, column: str, *, missing_ok: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """`categorical_block` as (codes, text): row i holds text[codes[i]]; text may repeat.
 
     Spelled once per distinct value, then spread back to the rows by whoever needs them: a
     1M-row column has a handful of categories, and parsing numbers is the slow part.
+    `missing_ok`: an empty cell has code -1 instead of raising DataError.
     """
     raw = frame[column]
     if isinstance(raw.dtype, pd.CategoricalDtype):
@@ -236,7 +351,9 @@ def categorical_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.
         codes, distinct = pd.factorize(raw.astype(str))
     text = pd.Series(distinct, dtype=object).str.strip()
     empty = raw.isna().to_numpy() | (text == "").to_numpy()[codes]
-    if empty.any():
+    if missing_ok:
+        codes = np.where(empty, -1, codes)
+    elif empty.any():
         i = int(np.argmax(empty))
         raise DataError(f"column {column}, {line_of(frame, i)}: an empty value")
     number = pd.to_numeric(text, errors="coerce").astype(float)  # NaN where not a number

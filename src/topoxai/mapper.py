@@ -136,8 +136,10 @@ def html(
     rounded to 6 decimals, so float noise from another CPU cannot change the page's bytes.
     """
     probability, lens = np.round(probability, 6), np.round(lens, 6)
-    return str(
-        kmapper.KeplerMapper(verbose=0).visualize(
+    # A column constant over the rows (a "was missing" indicator that no test row has) has
+    # no spread: kmapper divides by it and warns once per node; its page shows nan there.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        page = kmapper.KeplerMapper(verbose=0).visualize(
             graph.kepler,
             color_values=np.column_stack([probability, errors.astype(float)]),
             color_function_name=["predicted probability", "misclassified"],
@@ -149,7 +151,7 @@ def html(
             title=title,
             save_file=False,
         )
-    )
+    return str(page)
 
 
 def plot(

@@ -21,7 +21,7 @@ def classification_metrics(
     predicting the prevalence to every row, 1 for a perfect model (Steyerberg et al.,
     Epidemiology 2010).
     """
-    scores = _scores(np.asarray(y_true), np.asarray(proba, dtype=np.float64))
+    scores = batch_scores(np.asarray(y_true), np.asarray(proba, dtype=np.float64))
     return {k: float(v) if digits is None else round(float(v), digits) for k, v in scores.items()}
 
 
@@ -40,7 +40,7 @@ def metric_intervals(
 
     def statistic(*groups: np.ndarray, axis: int = -1) -> np.ndarray:
         rows = np.concatenate(groups, axis=-1)  # (resamples, n) row indices
-        return np.stack(list(_scores(y_true[rows], proba[rows]).values()))
+        return np.stack(list(batch_scores(y_true[rows], proba[rows]).values()))
 
     low, high = bootstrap_interval(
         statistic, by_class, level=level, resamples=resamples, seed=seed, vectorized=True
@@ -51,8 +51,9 @@ def metric_intervals(
     }
 
 
-def _scores(y: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
-    # y: (..., n) class indices; proba: (..., n, 2). Every metric over the last axis of y.
+def batch_scores(y: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
+    """Every METRICS score of many resamples at once: y (..., n) class indices, proba
+    (..., n, 2); each metric over the last axis of y."""
     from scipy.stats import rankdata
 
     if proba.shape[-1] != 2:
@@ -84,6 +85,12 @@ def _scores(y: np.ndarray, proba: np.ndarray) -> dict[str, np.ndarray]:
         "brier": brier,
         "brier_scaled": _divide(no_skill - brier, no_skill),
     }
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC of any score (not only a probability) for 0/1 labels, ties counted half."""
+    score = np.asarray(score, dtype=np.float64)
+    return float(batch_scores(np.asarray(y), np.stack([-score, score], axis=-1))["roc_auc"])
 
 
 def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -25,14 +25,29 @@ class DataParams:
     sha256: str | None
     target: str
     # The class whose probability is predicted; None: 1, for a 0/1 target (any other target
-    # must name it: features.ordered_classes).
-    positive_class: str | int | None
+    # must name it: features.ordered_classes). A list: the labels that together are the
+    # positive class (UCI's num 1-4: disease), every other label the negative one.
+    positive_class: str | int | tuple[str | int, ...] | None
     categorical: tuple[str, ...]
     drop: tuple[str, ...]  # columns that are neither features nor the target (an ID, say)
-    positive: tuple[str, ...]
+    # The column naming each row's site (hospital): never a feature; the sites stage holds
+    # each site out in turn. None: the table has none.
+    site: str | None
+    not_measured: tuple[str, ...]  # numeric columns where a value <= 0 means "not measured"
+    # What training does with a missing value (an empty cell, or <= 0 in a not_measured
+    # column): drop the row, impute it (the training rows' median or most frequent
+    # category), or impute it and add a 0/1 column saying it was missing.
+    missing: Literal["drop", "impute", "indicator"]
     split: tuple[float, float, float]
 
+    @property
+    def positive_label(self) -> str | int | None:
+        """The positive class as the spec names it: 1 once a list of labels made it 0/1."""
+        return 1 if isinstance(self.positive_class, tuple) else self.positive_class
+
     def __post_init__(self) -> None:
+        if isinstance(self.positive_class, tuple) and not self.positive_class:
+            raise ParamsError("data.positive_class: an empty list names no label")
         if not self.source.strip():
             raise ParamsError("data.source must not be empty")
         if "://" in self.source and not self.source.startswith(SOURCE_SCHEMES):
@@ -42,17 +57,29 @@ class DataParams:
             )
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise ParamsError("data.sha256 must be 64 lowercase hex digits or null")
-        for key in ("categorical", "drop", "positive"):
+        for key in ("categorical", "drop", "not_measured"):
             names = getattr(self, key)
             if twice := [name for i, name in enumerate(names) if name in names[:i]]:
                 raise ParamsError(f"data.{key}: {twice[0]} is listed twice")
-        if self.target in self.categorical or self.target in self.positive:
+        if self.target in self.categorical or self.target in self.not_measured:
             raise ParamsError(f"data.target {self.target!r} must not be a feature column too")
-        if overlap := sorted(set(self.positive) & set(self.categorical)):
-            raise ParamsError(f"data.positive: {overlap[0]} is categorical; list numeric columns")
+        if overlap := sorted(set(self.not_measured) & set(self.categorical)):
+            raise ParamsError(
+                f"data.not_measured: {overlap[0]} is categorical; list numeric columns"
+            )
         if self.target in self.drop:
             raise ParamsError(f"data.drop: {self.target} is data.target; it cannot be dropped")
-        for key in ("categorical", "positive"):
+        if self.site is not None and self.site in (
+            self.target,
+            *self.categorical,
+            *self.drop,
+            *self.not_measured,
+        ):
+            raise ParamsError(
+                f"data.site: {self.site} is also the target, a feature or dropped; "
+                "the site column is none of these"
+            )
+        for key in ("categorical", "not_measured"):
             if overlap := sorted(set(self.drop) & set(getattr(self, key))):
                 raise ParamsError(f"data.drop: {overlap[0]} is also in data.{key}; list it once")
         if any(r <= 0 for r in self.split):
@@ -184,12 +211,24 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class SitesParams:
+    seed: int  # each held-out site's network, fit/validation split and bootstrap
+    resamples: int  # bootstrap resamples of each held-out site's rows for its intervals
+    jobs: int  # processes, one site each; the outputs are the same for any value
+
+    def __post_init__(self) -> None:
+        _check_seed(self.seed, "sites.seed")
+        _check_minimum(self, "sites", {"resamples": 100, "jobs": 1})
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     level: float  # confidence level of every interval; 1 - level is every test's significance
     data: DataParams
     train: TrainParams
     evaluate: EvaluateParams
+    sites: SitesParams
     clearml: ClearMLParams
     explain: ExplainParams
 

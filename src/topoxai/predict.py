@@ -12,7 +12,7 @@ from topoxai import attribution, conformal, domain, ood
 from topoxai.artifacts import Model, ModelError, load_model
 from topoxai.data import read_table
 from topoxai.errors import DataError, UserError
-from topoxai.features import Preprocessor, categorical_block, line_of
+from topoxai.features import Parsed, Preprocessor, categorical_codes, line_of
 from topoxai.model import chunked_logits
 
 # Integrated-gradient steps per row. On the default model's 918 rows, the contributions add
@@ -49,12 +49,11 @@ def predict(
     either way.
     """
     spec = model.spec
-    if frame.empty:
-        raise DataError("the input has no rows")
-    flags = domain.row_flags(spec, frame)
+    parsed = _parse(model, frame, warn=warn)  # once, for the features and the flags
+    flags = domain.flags_of(spec, parsed)
     if strict and (first := domain.first_flag(frame, flags)):
         raise DataError(f"{first} (strict: every row must be inside the training data)")
-    features = _features(model, frame, warn=warn)
+    features = torch.as_tensor(spec.features(parsed), dtype=torch.float32)
     with torch.no_grad():
         logits = chunked_logits(model.net, features, progress=len(features) >= LARGE)
         probability = torch.softmax(logits.double(), dim=1)[:, 1].numpy()
@@ -144,7 +143,7 @@ def top_contributions(
     names = np.array(contributions.columns, dtype=object)
     values = np.stack(
         [frame[c].to_numpy(dtype=object) for c in spec.numeric]
-        + [categorical_block(frame, c) for c in spec.categorical],
+        + [_categories_or_empty(frame, c) for c in spec.categorical],
         axis=1,
     )
     scores = contributions.to_numpy()
@@ -158,6 +157,12 @@ def top_contributions(
         table[f"top{k + 1}_contribution"] = chosen[:, k].round(DECIMALS)
     table["other_contribution"] = (scores.sum(axis=1) - chosen.sum(axis=1)).round(DECIMALS)
     return pd.DataFrame(table, index=contributions.index)
+
+
+def _categories_or_empty(frame: pd.DataFrame, column: str) -> np.ndarray:
+    # The row's category as the model reads it; "" where it is missing.
+    codes, text = categorical_codes(frame, column, missing_ok=True)
+    return np.where(codes < 0, "", text[codes]).astype(object)
 
 
 def predict_csv(
@@ -221,8 +226,8 @@ def _check_top(top: int, features: int) -> None:
         raise UserError(f"--top must be from 1 to {features}, the model's raw features (got {top})")
 
 
-def _features(model: Model, frame: pd.DataFrame, *, warn: bool) -> torch.Tensor:
-    """The network's input for raw rows (float32), after the checks every scoring path makes."""
+def _parse(model: Model, frame: pd.DataFrame, *, warn: bool) -> Parsed:
+    """Raw rows read once, after the checks every scoring path makes."""
     spec = model.spec
     if len(spec.classes) != 2:
         raise ModelError(f"predict supports two-class models; this one has {spec.classes}")
@@ -230,7 +235,13 @@ def _features(model: Model, frame: pd.DataFrame, *, warn: bool) -> torch.Tensor:
         raise DataError("the input has no rows")
     if warn:
         _warn_about(frame, model)
-    return torch.as_tensor(spec.transform(frame), dtype=torch.float32)
+    return spec.parse(frame)
+
+
+def _features(model: Model, frame: pd.DataFrame, *, warn: bool) -> torch.Tensor:
+    """The network's input for raw rows (float32), after the checks every scoring path makes."""
+    features = model.spec.features(_parse(model, frame, warn=warn))
+    return torch.as_tensor(features, dtype=torch.float32)
 
 
 def _warn_about(frame: pd.DataFrame, model: Model) -> None:

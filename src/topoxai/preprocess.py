@@ -3,10 +3,11 @@
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from topoxai.data import (
     SPLITS,
-    drop_nonpositive,
-    read_raw,
+    read_table_of,
     split_path,
     stratified_split,
     write_split,
@@ -18,23 +19,24 @@ from topoxai.params import DataParams
 
 
 def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[str, Any]:
-    """Filter, split and standardize `raw` into the folder `out` (fit on train only).
+    """Split and standardize `raw` into the folder `out` (fit on train only), after dropping
+    the rows with a missing value if data.missing says so.
 
-    Returns the data metrics: rows read, dropped and kept, split sizes, class balance, columns.
+    Returns the data metrics: rows read, missing, dropped and kept, per site, split sizes,
+    class balance, columns.
     """
     check_memory(raw, available_memory())
-    frame = read_raw(
-        raw, target=params.target, categorical=list(params.categorical), drop=list(params.drop)
-    )
-    filtered = drop_nonpositive(frame, list(params.positive))
-    parts = stratified_split(filtered.frame, params.target, params.split, seed)
+    table = read_table_of(raw, params)
+    kept = table.learned(params.missing)
+    parts = stratified_split(kept, params.target, params.split, seed)
     spec = fit_preprocessor(
         parts["train"],
         target=params.target,
         categorical=list(params.categorical),
         source_sha256=sha256_file(raw),
-        positive_class=params.positive_class,
-        not_measured=params.positive,
+        positive_class=params.positive_label,
+        not_measured=params.not_measured,
+        missing=params.missing,
     )
     with atomic_dir(out) as tmp:
         for name, part in parts.items():
@@ -42,11 +44,22 @@ def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[s
         (tmp / SPEC_FILE).write_text(spec.to_json(), encoding="utf-8")
     return {
         "rows": {
-            "read": len(frame),
-            "dropped": len(frame) - len(filtered.frame),
-            **{f"nonpositive_{c}": n for c, n in filtered.nonpositive.items()},
-            "kept": len(filtered.frame),
+            "read": len(table.frame),
+            # rows missing each column's value (an empty cell, or <= 0 in data.not_measured)
+            **{f"missing_{c}": n for c, n in table.missing.per_column.items()},
+            "dropped": len(table.frame) - len(kept),
+            "kept": len(kept),
         },
+        # rows kept per site (data.site), and each one's share of the positive class
+        **(
+            {}
+            if table.sites is None
+            else {
+                "sites": site_counts(
+                    table.sites[kept.index], kept[params.target] == spec.positive_class
+                )
+            }
+        ),
         "split": {name: len(parts[name]) for name in SPLITS},
         "positive_rate": {
             name: round(float((parts[name][params.target] == spec.positive_class).mean()), 4)
@@ -60,6 +73,14 @@ def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[s
             "dropped": list(params.drop),
         },
     }
+
+
+def site_counts(sites: pd.Series, positive: pd.Series) -> dict[str, dict[str, float]]:
+    """Per site, in order of first appearance: its rows and its positive rate."""
+    out = {}
+    for name, rows in positive.groupby(sites.to_numpy(), sort=False):
+        out[str(name)] = {"rows": len(rows), "positive_rate": round(float(rows.mean()), 4)}
+    return out
 
 
 # The stage's peak resident memory is about MEMORY_BASE + MEMORY_PER_BYTE x the raw CSV's

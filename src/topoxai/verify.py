@@ -30,7 +30,7 @@ EXPECTED = Path("metrics.expected.json")
 LOCK = Path("dvc.lock")
 # The stages that fit networks in float32: only their outputs (and what is computed from
 # them) may differ in bytes on another CPU. tests/test_verify.py checks this against dvc.yaml.
-TRAINING_STAGES = ("train", "evaluate")
+TRAINING_STAGES = ("train", "evaluate", "sites")
 
 # (pattern on the metric's dotted name, absolute tolerance, relative tolerance): a float
 # metric agrees if |new - expected| <= absolute + relative * |expected|; first match wins.

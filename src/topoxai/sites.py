@@ -1,0 +1,365 @@
+"""The sites stage's work: will the model work at a hospital it never saw?
+
+Internal-external cross-validation (Steyerberg & Harrell, J Clin Epidemiol 2016): each site
+(data.site) is held out in turn, and the whole procedure is fitted on the other sites'
+rows: the preprocessing (imputation included) on their fit rows, the network with the
+`train` params by the one training function (early stopping on their validation rows),
+both baselines, and the conformal and out-of-distribution calibrations on their validation
+rows. Every row of the held-out site is then scored, as a new hospital's patients would be
+(with data.missing: drop, its rows with a missing value too: the model fills them in).
+
+Per site and model: discrimination, calibration and net benefit with intervals from a
+stratified bootstrap of the site's rows (calibration intercept and slope: Wald intervals
+of their logistic fits). Across sites: a random-effects meta-analysis (topoxai.meta) of
+ROC-AUC (logit scale) and calibration-in-the-large, with the prediction interval for a new
+site (Riley et al., BMJ 2016; Debray et al., BMJ 2017).
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from topoxai import decision
+from topoxai.data import Table, read_table_of, shuffle_split
+from topoxai.errors import DataError
+from topoxai.evaluate import CONFORMAL, CONFORMAL_MODELS, MODELS, fold_arrays_of
+from topoxai.files import atomic_dir, json_text
+from topoxai.params import DataParams, SitesParams, TrainParams
+
+# The per-site scores, each with an interval (net_benefit_10: at threshold 0.10).
+NET_BENEFIT_AT = decision.COMPARED
+SCORES = (
+    "roc_auc",
+    "citl",
+    "calibration_intercept",
+    "calibration_slope",
+    "ici",
+    "brier",
+    "brier_scaled",
+    *(f"net_benefit_{round(t * 100)}" for t in NET_BENEFIT_AT),
+)
+POOLED = ("roc_auc", "citl")  # meta-analysed across sites
+
+
+@dataclass(frozen=True)
+class Held:
+    """One held-out site: the positions of its rows, and of the rows the models learn from."""
+
+    site: str
+    seed: int
+    fit: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass(frozen=True)
+class SiteResult:
+    site: str
+    label: np.ndarray  # per test row: 1 for the positive class
+    probability: dict[str, np.ndarray]  # per model, per test row
+    scores: dict[str, dict[str, dict[str, float]]]  # model -> score -> value, low, high
+    variance: dict[str, dict[str, float]]  # model -> POOLED score -> its variance
+    conformal: dict[str, dict[str, float]]  # CONFORMAL_MODELS -> CONFORMAL measures
+    ood_auroc: float  # the ood distance: the site's rows against the others' held-out rows
+
+
+@dataclass(frozen=True)
+class Setup:
+    frame: pd.DataFrame
+    data: DataParams
+    train: TrainParams
+    level: float
+    resamples: int
+
+
+def validate_sites(
+    params: SitesParams,
+    *,
+    data: DataParams,
+    train: TrainParams,
+    level: float,
+    raw: Path,
+    out: Path,
+) -> dict[str, Any]:
+    """Hold out each site of `raw` in turn; write `out`; return the metrics."""
+    if data.site is None:
+        raise DataError("data.site is null: the sites stage needs the column naming each site")
+    table = read_table_of(raw, data)
+    held = hold_out(table, data, seed=params.seed)
+    setup = Setup(table.frame, data, train, level, params.resamples)
+    results = run_sites(setup, held, jobs=params.jobs)
+    metrics: dict[str, Any] = {
+        "level": level,
+        "missing": data.missing,
+        "sites": {r.site: site_metrics(r) for r in results},
+        "pooled": pool(results, level=level),
+    }
+    with atomic_dir(out) as tmp:
+        (tmp / "metrics.json").write_text(json_text(metrics), encoding="utf-8")
+        site_table(results).to_csv(tmp / "sites.tsv", sep="\t", index=False)
+        forest_table(metrics).to_csv(tmp / "forest.tsv", sep="\t", index=False)
+        from topoxai.sites_plots import calibration_figure, forest_figure, save
+
+        save(forest_figure(metrics), tmp / "forest.png")
+        save(calibration_figure(results), tmp / "calibration.png")
+    return metrics
+
+
+def hold_out(table: Table, data: DataParams, *, seed: int) -> list[Held]:
+    """One `Held` per site, in order of first appearance; the other sites' rows (those
+    data.missing keeps) split into fit and validation rows, stratified by class."""
+    assert table.sites is not None
+    sites = table.sites.to_numpy()
+    names = list(dict.fromkeys(sites.tolist()))
+    if len(names) < 3:
+        raise DataError(
+            f"data.site: column {data.site} has {len(names)} site(s); holding each out and "
+            "pooling them needs at least 3"
+        )
+    learned = np.zeros(len(sites), bool)
+    learned[table.frame.index.get_indexer(table.learned(data.missing).index)] = True
+    labels = table.frame[data.target].to_numpy()
+    val_share = data.split[1] / (data.split[0] + data.split[1])
+    out = []
+    for i, name in enumerate(names):
+        others = np.flatnonzero((sites != name) & learned)
+        site_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        if len(np.unique(labels[others])) < 2 or len(np.unique(labels[sites == name])) < 2:
+            raise DataError(f"site {name!r}: it or the other sites have one class only")
+        fit, val = shuffle_split(labels[others], val_share, site_seed)
+        test = np.flatnonzero(sites == name)
+        out.append(Held(name, site_seed, np.sort(others[fit]), np.sort(others[val]), test))
+    return out
+
+
+def run_sites(setup: Setup, held: list[Held], *, jobs: int) -> list[SiteResult]:
+    """Each site's result, in site order whatever `jobs` (each seeds its own draws)."""
+    from topoxai.pool import Pool
+    from topoxai.progress import iterate
+
+    with Pool(min(jobs, len(held)), setup.train.threads) as pool:
+        results = pool.map(score_site, ((setup, h) for h in held))
+        return list(iterate(results, len(held), "sites", "site"))
+
+
+def score_site(setup: Setup, held: Held) -> SiteResult:
+    """Fit everything on the other sites; score the held-out site's rows."""
+    from threadpoolctl import threadpool_limits
+
+    from topoxai import ood
+    from topoxai.evaluate import conformal_sets, fit_mlp, set_scores
+    from topoxai.metrics import baseline_models, roc_auc
+
+    (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = fold_arrays_of(
+        setup.frame, (held.fit, held.val, held.test), setup.data
+    )
+    with threadpool_limits(limits=setup.train.threads):
+        on_val, on_test = fit_mlp(
+            setup.train, held.seed, (x_fit, y_fit), (x_val, y_val), x_val, x_test
+        )
+        proba, calibration_proba = {"mlp": on_test}, {"mlp": on_val}
+        for name, model in baseline_models(held.seed).items():
+            fitted = model.fit(x_fit, y_fit)
+            proba[name], calibration_proba[name] = (
+                fitted.predict_proba(x) for x in (x_test, x_val)
+            )
+        distance = ood.fit(x_fit, x_val)
+        # The others' validation rows stand for "patients like the training ones": no
+        # weight of the distance was fitted on them.
+        far = np.concatenate([distance.score(x_val), distance.score(x_test)])
+        ood_auroc = roc_auc(np.r_[np.zeros(len(x_val)), np.ones(len(x_test))], far)
+    scores, variance = site_scores(
+        y_test,
+        {m: p[:, 1] for m, p in proba.items()},
+        level=setup.level,
+        resamples=setup.resamples,
+        seed=held.seed,
+    )
+    sets = {
+        name: set_scores(
+            conformal_sets(calibration_proba[name], y_val, proba[name], setup.level), y_test
+        )
+        for name in CONFORMAL_MODELS
+    }
+    return SiteResult(
+        held.site, y_test, {m: p[:, 1] for m, p in proba.items()}, scores, variance, sets, ood_auroc
+    )
+
+
+def site_scores(
+    y: np.ndarray, probability: dict[str, np.ndarray], *, level: float, resamples: int, seed: int
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
+    """Every SCORES value per model with its interval, and the variances the meta-analysis
+    weighs sites by: of logit(ROC-AUC) and of calibration-in-the-large, from the same
+    stratified bootstrap of the rows (the same resamples for every model)."""
+    from topoxai.calibration import calibration_fit, ici
+    from topoxai.metrics import batch_scores
+
+    rng = np.random.default_rng(seed)
+    by_class = [np.flatnonzero(y == c) for c in (0, 1)]
+    rows = np.concatenate([g[rng.integers(0, len(g), (resamples, len(g)))] for g in by_class], 1)
+    tail = (1 - level) / 2
+    scores, variance = {}, {}
+    for model, p in probability.items():
+        ys, ps = y[rows], p[rows]
+        drawn = batch_scores(ys, np.stack([1 - ps, ps], axis=-1))
+        replicate = {
+            "roc_auc": drawn["roc_auc"],
+            "citl": (ys == 1).mean(axis=1) - ps.mean(axis=1),
+            "ici": np.array([ici(a, b) for a, b in zip(ys, ps)]),
+            "brier": drawn["brier"],
+            "brier_scaled": drawn["brier_scaled"],
+        }
+        for t in NET_BENEFIT_AT:
+            replicate[f"net_benefit_{round(t * 100)}"] = batch_net_benefit(ys, ps, t)
+        point = batch_scores(y[None], np.stack([1 - p, p], axis=-1)[None])
+        fit = calibration_fit(y, p, level=level)
+        value = {
+            "roc_auc": point["roc_auc"][0],
+            "citl": float(np.mean(y == 1) - np.mean(p)),
+            "ici": ici(y, p),
+            "brier": point["brier"][0],
+            "brier_scaled": point["brier_scaled"][0],
+            **{
+                f"net_benefit_{round(t * 100)}": batch_net_benefit(y[None], p[None], t)[0]
+                for t in NET_BENEFIT_AT
+            },
+        }
+        out = {
+            name: _rounded(value[name], *np.quantile(replicate[name], [tail, 1 - tail]))
+            for name in replicate
+        }
+        out["calibration_intercept"] = _rounded(*fit["calibration_intercept"])
+        out["calibration_slope"] = _rounded(*fit["calibration_slope"])
+        scores[model] = {name: out[name] for name in SCORES}
+        auc = np.clip(replicate["roc_auc"], 1e-6, 1 - 1e-6)
+        variance[model] = {
+            "roc_auc": float(np.var(np.log(auc / (1 - auc)), ddof=1)),
+            "citl": float(np.var(replicate["citl"], ddof=1)),
+        }
+    return scores, variance
+
+
+def batch_net_benefit(y: np.ndarray, p: np.ndarray, t: float) -> np.ndarray:
+    """Net benefit at threshold `t` of each row of (resamples, n) outcomes and probabilities."""
+    treated = p >= t
+    n = y.shape[-1]
+    return ((treated & (y == 1)).sum(-1) - (treated & (y != 1)).sum(-1) * t / (1 - t)) / n
+
+
+def pool(results: list[SiteResult], *, level: float) -> dict[str, Any]:
+    """Per model, the random-effects pooled ROC-AUC (on the logit scale, shown as AUC) and
+    calibration-in-the-large, with heterogeneity and the prediction interval for a new site."""
+    from topoxai.meta import random_effects
+
+    out: dict[str, Any] = {}
+    for model in MODELS:
+        out[model] = {}
+        for name in POOLED:
+            values = np.array([r.scores[model][name]["value"] for r in results])
+            variances = np.array([r.variance[model][name] for r in results])
+            if name == "roc_auc":
+                values = np.log(values / (1 - values))
+            pooled = random_effects(values, variances, level=level)
+            if name == "roc_auc":
+                pooled = pooled.expit()
+            out[model][name] = {
+                "estimate": pooled.estimate,
+                "low": pooled.low,
+                "high": pooled.high,
+                "prediction_low": pooled.prediction_low,
+                "prediction_high": pooled.prediction_high,
+                "tau2": pooled.tau2,
+                "i2": pooled.i2,
+                "p_heterogeneity": pooled.p_heterogeneity,
+            }
+            out[model][name] = {k: round(float(v), 4) for k, v in out[model][name].items()}
+    return out
+
+
+def site_metrics(result: SiteResult) -> dict[str, Any]:
+    return {
+        "rows": len(result.label),
+        "positive_rate": round(float(result.label.mean()), 4),
+        **result.scores,
+        "conformal": {
+            m: {k: round(v, 4) for k, v in s.items()} for m, s in result.conformal.items()
+        },
+        "ood_auroc": round(result.ood_auroc, 4),
+    }
+
+
+def site_table(results: list[SiteResult]) -> pd.DataFrame:
+    """One row per site and model: every score with its interval, and the conformal sets."""
+    rows = []
+    for r in results:
+        for model in MODELS:
+            row: dict[str, Any] = {"site": r.site, "model": model, "rows": len(r.label)}
+            for name, s in r.scores[model].items():
+                row |= {name: s["value"], f"{name}_low": s["low"], f"{name}_high": s["high"]}
+            for name in CONFORMAL:
+                row[f"conformal_{name}"] = (
+                    round(r.conformal[model][name], 4) if model in r.conformal else None
+                )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def forest_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The forest plot's rows: each site's MLP ROC-AUC and calibration-in-the-large with their
+    intervals, then the pooled estimate and the prediction interval for a new site."""
+    rows = []
+    for site, m in metrics["sites"].items():
+        row = {"site": site}
+        for name in POOLED:
+            s = m["mlp"][name]
+            row |= {name: s["value"], f"{name}_low": s["low"], f"{name}_high": s["high"]}
+        rows.append(row)
+    for label, low, high in (
+        ("pooled", "low", "high"),
+        ("new site", "prediction_low", "prediction_high"),
+    ):
+        row = {"site": label}
+        for name in POOLED:
+            p = metrics["pooled"]["mlp"][name]
+            row |= {name: p["estimate"], f"{name}_low": p[low], f"{name}_high": p[high]}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def slug(site: str) -> str:
+    """A site's name as a file name: lowercase letters, digits and underscores."""
+    return re.sub(r"[^a-z0-9]+", "_", site.lower()).strip("_") or "site"
+
+
+def _rounded(value: float, low: float, high: float) -> dict[str, float]:
+    return {
+        "value": round(float(value), 4),
+        "low": round(float(low), 4),
+        "high": round(float(high), 4),
+    }
+
+
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """The per-site ROC-AUC and calibration-in-the-large, and the pooled estimates."""
+    level = f"{metrics['level']:.0%}"
+    lines = [f"validation by site (each held out in turn): value [{level} interval]"]
+    for site, m in metrics["sites"].items():
+        parts = [
+            f"{model} AUC {m[model]['roc_auc']['value']:.3f} [{m[model]['roc_auc']['low']:.3f}, "
+            f"{m[model]['roc_auc']['high']:.3f}] O-E {m[model]['citl']['value']:+.3f}"
+            for model in MODELS
+        ]
+        lines.append(f"  {site} ({m['rows']} rows): " + "; ".join(parts))
+    for model in MODELS:
+        auc = metrics["pooled"][model]["roc_auc"]
+        lines.append(
+            f"  pooled {model}: AUC {auc['estimate']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}], "
+            f"a new site {auc['prediction_low']:.3f} to {auc['prediction_high']:.3f}, "
+            f"I2 {auc['i2']:.2f}"
+        )
+    return lines
