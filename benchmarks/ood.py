@@ -30,6 +30,7 @@ power, the share of shifted rows flagged so.
 """
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from topoxai import ood  # noqa: E402
 from topoxai.classifier import fit_network  # noqa: E402
 from topoxai.conformal import p_values  # noqa: E402
-from topoxai.data import drop_nonpositive, read_raw  # noqa: E402
+from topoxai.data import read_table_of  # noqa: E402
 from topoxai.download import resolve_local  # noqa: E402
 from topoxai.evaluate import make_folds  # noqa: E402
 from topoxai.features import fit_preprocessor  # noqa: E402
@@ -63,14 +64,15 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     args = parser.parse_args()
     params = load_params(ROOT / "params.yaml")
+    # The in-distribution rows are those with every value measured (data.missing: drop);
+    # the real shift, the patients whose cholesterol was not measured.
+    params = dataclasses.replace(params, data=dataclasses.replace(params.data, missing="drop"))
     data = params.data
     raw = ROOT / "data/raw/heart.csv"
-    if not raw.exists():
-        raw = resolve_local(data.source)
-    frame = read_raw(
-        raw, target=data.target, categorical=list(data.categorical), drop=list(data.drop)
-    )
-    kept = drop_nonpositive(frame, list(data.positive)).frame
+    if not raw.exists():  # the package's table: no hospital column, none needed here
+        raw, data = resolve_local(data.source), dataclasses.replace(data, site=None)
+    table = read_table_of(raw, data)
+    frame, kept = table.frame, table.learned("drop")
     unmeasured = frame[(frame["Cholesterol"] <= 0) & (frame["RestingBP"] > 0)]
     labels = kept[data.target].to_numpy()
     val_share = data.split[1] / (data.split[0] + data.split[1])
@@ -93,7 +95,7 @@ def score_fold(kept, unmeasured, fold, params, *, k: int) -> dict[str, dict[str,
     fit, val, test = (kept.take(rows) for rows in (fold.fit, fold.val, fold.test))
     spec = fit_preprocessor(
         fit, target=data.target, categorical=list(data.categorical), source_sha256="",
-        positive_class=data.positive_class, not_measured=data.positive,
+        positive_class=data.positive_label, not_measured=data.not_measured, missing="drop",
     )  # fmt: skip
     numeric = fit[spec.numeric].to_numpy(dtype=float)
     sd = numeric.std(axis=0)

@@ -46,7 +46,9 @@ def timed(name, inner):
             spent[name] += time.perf_counter() - t
     return run
 model.MLP.forward = timed("forward", model.MLP.forward)
-domain.row_flags = timed("domain", domain.row_flags)
+# The flags of rows parsed once (predict); before that, of raw rows (its own parse).
+name = "flags_of" if hasattr(domain, "flags_of") else "row_flags"
+setattr(domain, name, timed("domain", getattr(domain, name)))
 try:
     cli.main(sys.argv[1:])
 finally:

@@ -3,8 +3,9 @@
 For each size it writes a table with the default schema (the bundled table's 11 features,
 realistic ranges and categories, a known logistic signal, no duplicated rows), copies the
 repository (its tracked and unignored files, as the end-to-end tests do) into a temporary
-folder, points `data.source` at the table and runs each stage up to `train` through the
-real `dvc` CLI (`dvc repro -s <stage>`), so DVC's hashing of the outputs is counted. Then a
+folder, points `data.source` at the table and runs each stage up to `train`, and `sites`,
+through the real `dvc` CLI (`dvc repro -s <stage>`), so DVC's hashing of the outputs is
+counted. Then a
 no-op `dvc repro train` and `topoxai predict` on the raw rows of the largest size:
 
     python benchmarks/scale.py                              # 10k, 100k, 1M rows
@@ -28,7 +29,7 @@ import pandas as pd
 from dvc.utils.serialize import modify_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("download", "preprocess", "train")
+STAGES = ("download", "preprocess", "train", "sites")
 # Budgets from issue 12, at 1,000,000 rows on 2 cores.
 BUDGETS = {"preprocess": "<= 5 s and <= 1 GB at 1M rows", "no-op repro": "<= 1.5 s"}
 
@@ -40,6 +41,11 @@ CATEGORIES = {
     "RestingECG": (["Normal", "LVH", "ST"], [0.60, 0.20, 0.20]),
     "ExerciseAngina": (["N", "Y"], [0.60, 0.40]),
     "ST_Slope": (["Up", "Flat", "Down"], [0.43, 0.50, 0.07]),
+    # data.site: the four hospitals' shares of the bundled table
+    "hospital": (
+        ["Hungary", "Switzerland", "VA Long Beach", "Cleveland"],
+        [0.32, 0.13, 0.22, 0.33],
+    ),
 }
 # The known signal: log-odds of HeartDisease per standardized numeric unit or per category.
 COEF = {
@@ -78,6 +84,7 @@ def _draw(n: int, rng: np.random.Generator) -> pd.DataFrame:
             # Two decimals (the bundled table has one): enough distinct values that
             # duplicated rows are rare, and those few are drawn again.
             "Oldpeak": np.clip(rng.gamma(1.2, 0.75, n) - 0.2, -2.6, 6.2).round(2),
+            "hospital": pick("hospital"),
             "ST_Slope": pick("ST_Slope"),
         }
     )

@@ -49,7 +49,8 @@ def test_each_reason_names_column_value_and_the_range_or_rule():
         "Age=85.5: outside the training range [40, 70]; "
         "Chol=-3: not measured, scored as 225 (the training median)",
     ]
-    assert summary(flags) == "note: 4 of 4 rows are outside the training data: see the flags column"
+    # row 2 has a value not measured only: missing_summary notes it
+    assert summary(flags) == "note: 3 of 4 rows are outside the training data: see the flags column"
     frame = rows(Age=[55.0, 39.0])
     assert first_flag(frame, row_flags(SPEC, frame)) == (
         "line 3: Age=39: outside the training range [40, 70]"
@@ -77,3 +78,14 @@ def test_one_flagged_row_in_many_costs_no_text_for_the_rest():
 def test_a_missing_column_is_named():
     with pytest.raises(DataError, match="missing column Chol"):
         row_flags(SPEC, rows(Age=[50.0]).drop(columns="Chol"))
+
+
+def test_rows_with_a_value_not_measured_get_one_note_pointing_to_the_measurement():
+    from topoxai.domain import missing_summary
+
+    assert missing_summary(SPEC.parse(rows(Chol=[220.0, 230.0]))) is None
+    frame = rows(Chol=[0.0, 220.0, None], Sex=["F", None, "M"])
+    assert missing_summary(SPEC.parse(frame)) == (
+        "note: 3 of 3 rows have a value not measured, scored as the flags say; how such "
+        "patients' probabilities held at a hospital the model never saw: docs/sites.md"
+    )

@@ -46,7 +46,16 @@ def _gaussians(path: Path, *, rows: int, separation: float, seed: int, shuffle: 
 
 
 def _run(tmp_path: Path, raw: Path, *, folds=5, repeats=2, jobs=1, level=0.95, name="out"):
-    params = EvaluateParams(seed=42, folds=folds, repeats=repeats, max_rows=5000, jobs=jobs)
+    params = EvaluateParams(
+        seed=42,
+        folds=folds,
+        repeats=repeats,
+        max_rows=5000,
+        jobs=jobs,
+        subgroups=(),
+        bands=(),
+        resamples=100,
+    )
     out = tmp_path / name
     metrics = evaluate(params, data=DATA, train=TRAIN, level=level, raw=raw, out=out)
     return metrics, out
@@ -236,3 +245,42 @@ def test_a_fold_trains_what_the_train_stage_ships(small_run: Path):
     shipped = pd.read_csv(small_run / "reports/train/test_predictions.csv", dtype=str)
     # 10 digits, as the stage writes them.
     assert [f"{p:.10g}" for p in proba[:, 1]] == shipped["probability"].tolist()
+
+
+def test_subgroups_are_categories_and_bands_with_missing_values_apart():
+    from topoxai.evaluate import subgroups
+
+    frame = pd.DataFrame(
+        {"Sex": ["M", "F", "M", None, "F"], "Age": [49.0, 50.0, 59.9, 60.0, np.nan]}
+    )
+    groups = subgroups(frame, {"Sex": (), "Age": (50.0, 60.0)})
+    assert {k: v.tolist() for k, v in groups.items()} == {
+        "Sex=F": [1, 4],
+        "Sex=M": [0, 2],
+        "Sex missing": [3],
+        "Age<50": [0],
+        "50<=Age<60": [1, 2],
+        "Age>=60": [3],
+        "Age missing": [4],
+    }
+    with pytest.raises(DataError, match="missing column Height"):
+        subgroups(frame, {"Height": ()})
+
+
+def test_subgroup_scores_come_from_the_out_of_fold_rows(tmp_path):
+    """Each subgroup's scores are the pooled out-of-fold scores restricted to its rows: on
+    a table where the noise column splits rows at random, both halves score about as well
+    as the whole."""
+    raw = _gaussians(tmp_path / "g.csv", rows=600, separation=1.5, seed=2)
+    params = EvaluateParams(
+        seed=42, folds=3, repeats=2, max_rows=5000, jobs=1, subgroups=("noise",), bands=(0.0,),
+        resamples=200,
+    )  # fmt: skip
+    metrics = evaluate(params, data=DATA, train=TRAIN, level=0.95, raw=raw, out=tmp_path / "o")
+    groups = metrics["subgroups"]
+    assert list(groups) == ["noise<0", "noise>=0"]
+    assert sum(g["rows"] for g in groups.values()) == 600
+    for g in groups.values():
+        auc = g["logreg"]["roc_auc"]
+        assert auc["low"] <= float(ndtr(1.5 / math.sqrt(2))) <= auc["high"]
+        assert g["logreg"]["citl"]["low"] <= 0 <= g["logreg"]["citl"]["high"]

@@ -156,6 +156,9 @@ def _drop_lr(raw: dict[str, Any]) -> None:
             _set("data", "site", "Sex"), ["data.site: Sex is also", "a feature"], id="site-feature"
         ),
         pytest.param(
+            _set("evaluate", "bands", [60, 50]), ["evaluate.bands must increase"], id="bands-down"
+        ),
+        pytest.param(
             _set("data", "missing", "mean"),
             ["data.missing must be one of drop | impute | indicator"],
             id="missing-mean",

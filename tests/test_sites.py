@@ -11,10 +11,11 @@ import pytest
 from helpers import PARAMS
 
 from topoxai.data import read_table_of
+from topoxai.decision import batch_net_benefit
 from topoxai.errors import DataError
 from topoxai.evaluate import fold_arrays_of
 from topoxai.params import DataParams, SitesParams, load_params
-from topoxai.sites import batch_net_benefit, hold_out, validate_sites
+from topoxai.sites import hold_out, validate_sites
 
 DEFAULTS = load_params(PARAMS)
 TRAIN = dataclasses.replace(DEFAULTS.train, hidden=(8,), max_epochs=30, patience=5, lr=0.05)
@@ -30,7 +31,7 @@ DATA = DataParams(
     missing="impute",
     split=(0.7, 0.15, 0.15),
 )
-SITES = SitesParams(seed=3, resamples=200, jobs=1)
+SITES = SitesParams(seed=3, resamples=200, max_rows=5000, jobs=1)
 
 
 def _sites(path: Path, *, shifted: str, rows: int = 300, seed: int = 0) -> Path:
@@ -102,6 +103,18 @@ def test_imputation_and_scaling_are_fitted_on_the_other_sites_only(tmp_path):
     assert abs(np.median(every) - np.median(fit_chol)) > 10  # an all-rows fit would differ
 
 
+def test_a_larger_table_is_sampled_by_site_and_class(tmp_path):
+    raw = _sites(tmp_path / "raw.csv", shifted="C", rows=600)
+    small = dataclasses.replace(SITES, max_rows=800)
+    metrics = validate_sites(small, data=DATA, train=TRAIN, level=0.95, raw=raw, out=tmp_path / "o")
+    assert metrics["rows"] == 800
+    assert [m["rows"] for m in metrics["sites"].values()] == [200] * 4  # each site its share
+    full = pd.read_csv(raw)
+    for site, m in metrics["sites"].items():  # and its prevalence, to a row
+        prevalence = full.loc[full["site"] == site, "y"].mean()
+        assert abs(m["positive_rate"] - prevalence) <= 1 / 200 + 1e-9
+
+
 def test_net_benefit_of_many_resamples_is_the_decision_curves(tmp_path):
     from topoxai.decision import net_benefit
 
@@ -136,6 +149,7 @@ UCI = [
     "data.drop=[id,ca,thal]",
     "data.site=dataset",
     "data.not_measured=[trestbps,chol]",
+    "evaluate.subgroups=[sex,age]",
 ]
 
 

@@ -154,6 +154,13 @@ class Table:
         """The rows training learns from under data.missing `mode`."""
         return drop_missing(self.frame, self.missing, mode)
 
+    def take(self, rows: np.ndarray) -> "Table":
+        """The table of the rows at these positions."""
+        per_column = {c: int(n) for c, n in self.missing.per_column.items()}
+        missing = Missing(self.missing.rows[rows], per_column)
+        sites = None if self.sites is None else self.sites.take(rows)
+        return Table(self.frame.take(rows), sites, missing)
+
 
 def read_table_of(raw: Path, data: DataParams) -> Table:
     """The raw CSV read and checked by the data params, the site column set apart."""

@@ -25,6 +25,14 @@ def net_benefit(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray = THRESHOLD
     return true_pos - false_pos * t / (1 - t)
 
 
+def batch_net_benefit(y: np.ndarray, p: np.ndarray, t: float) -> np.ndarray:
+    """Net benefit at one threshold `t` of each row of (resamples, n) outcomes and
+    probabilities: `net_benefit` of many bootstrap resamples at once."""
+    treated = p >= t
+    n = y.shape[-1]
+    return ((treated & (y == 1)).sum(-1) - (treated & (y != 1)).sum(-1) * t / (1 - t)) / n
+
+
 def treat_all(y: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> np.ndarray:
     """Net benefit of treating every row."""
     return net_benefit(y, np.ones(len(y)), thresholds)

@@ -17,6 +17,9 @@ import pandas as pd
 
 from topoxai.features import Parsed, Preprocessor, line_of
 
+# Every flag of a value not measured says so in these words.
+MISSING_REASON = "not measured, scored as"
+
 
 def row_flags(spec: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
     """`flags` of raw rows (parsed here: `predict` parses once for features and flags)."""
@@ -35,7 +38,7 @@ def flags_of(spec: Preprocessor, parsed: Parsed) -> np.ndarray:
         v, low, high = parsed.numeric[:, j], spec.lows[j], spec.highs[j]
         unmeasured = parsed.missing[:, j]
         rows = np.flatnonzero(unmeasured)
-        fill = f"not measured, scored as {spec.medians[j]:.15g} (the training median)"
+        fill = f"{MISSING_REASON} {spec.medians[j]:.15g} (the training median)"
         _add(flags, rows, [
             f"{column} empty: {fill}" if np.isnan(v[i]) else f"{column}={v[i]:.15g}: {fill}"
             for i in rows
@@ -49,7 +52,7 @@ def flags_of(spec: Preprocessor, parsed: Parsed) -> np.ndarray:
     ):
         rows = np.flatnonzero(codes < 0)
         _add(flags, rows, [
-            f"{column} empty: not measured, scored as {mode!r} (the training rows' most frequent)"
+            f"{column} empty: {MISSING_REASON} {mode!r} (the training rows' most frequent)"
         ] * len(rows))  # fmt: skip
         unknown = pd.Index(known, dtype=object).get_indexer(pd.Index(text)) < 0
         rows = np.flatnonzero(unknown[codes] & (codes >= 0))
@@ -71,14 +74,35 @@ def first_flag(frame: pd.DataFrame, flags: np.ndarray) -> str | None:
 
 
 def summary(flags: np.ndarray) -> str | None:
-    """The one line a user sees about flagged rows (None when there are none)."""
-    count = int((flags != "").sum())
+    """The one line a user sees about rows outside the training data (None when there are
+    none): a value out of range or an unknown category. A value not measured is no such
+    thing (training saw them); `missing_summary` has its own line."""
+    count = sum(
+        any(MISSING_REASON not in reason for reason in row.split("; "))
+        for row in flags[flags != ""].tolist()
+    )
     if not count:
         return None
     verb = "is" if count == 1 else "are"
     return (
         f"note: {count} of {len(flags)} row{'s' * (len(flags) != 1)} {verb} outside the "
         "training data: see the flags column"
+    )
+
+
+def missing_summary(parsed: Parsed) -> str | None:
+    """The one line a user sees about rows with a value not measured (None when none has)."""
+    rows = np.asarray(parsed.missing.any(axis=1), dtype=bool).reshape(len(parsed))
+    for codes in parsed.codes:
+        rows |= codes < 0
+    count = int(rows.sum())
+    if not count:
+        return None
+    verb = "has" if count == 1 else "have"
+    return (
+        f"note: {count} of {len(parsed)} row{'s' * (len(parsed) != 1)} {verb} a value not measured, "
+        "scored as the flags say; how such patients' probabilities held at a hospital the "
+        "model never saw: docs/sites.md"
     )
 
 

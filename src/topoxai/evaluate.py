@@ -7,6 +7,7 @@ fold's test rows), and the network is trained with the `train` params. So the es
 of the whole procedure, not of one fitted model, and no test row informs any choice.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,9 @@ def evaluate(
     metrics["conformal"] = summarise_conformal(
         [r.conformal for r in results], level=level, test_train_ratio=test_train_ratio
     )
+    metrics["subgroups"] = subgroup_scores(
+        kept, splits, results, params, level=level, categorical=data.categorical
+    )
     curves = [net_benefits(r) for r in results]
     mean_curves = {name: np.mean([c[name] for c in curves], axis=0) for name in curves[0]}
     metrics["decision_curve"] = summarise_decisions(
@@ -114,6 +118,78 @@ def evaluate(
         write_reliability(tmp / "calibration", results)
         write_decision_curve(tmp / "decision_curve.tsv", mean_curves)
     return metrics
+
+
+def subgroup_scores(
+    frame: pd.DataFrame,
+    splits: list[Fold],
+    results: list[FoldResult],
+    params: EvaluateParams,
+    *,
+    level: float,
+    categorical: tuple[str, ...],
+) -> dict[str, Any]:
+    """Per subgroup (evaluate.subgroups: by category, or a numeric column in evaluate.bands),
+    every model's INTERVAL_SCORES from each row's
+    out-of-fold probability, averaged over the repeats (each repeat scores every row once),
+    with intervals from a stratified bootstrap of the subgroup's rows. A subgroup with
+    fewer than 2 rows of a class gets its row count only."""
+    from topoxai.metrics import scores_with_intervals
+
+    probability = {m: np.zeros(len(frame)) for m in MODELS}
+    label = np.zeros(len(frame), np.int64)
+    for fold, result in zip(splits, results):
+        label[fold.test] = result.label
+        for m in MODELS:
+            probability[m][fold.test] += result.probability[m] / params.repeats
+    out: dict[str, Any] = {}
+    columns = {c: () if c in categorical else params.bands for c in params.subgroups}
+    for i, (name, rows) in enumerate(subgroups(frame, columns).items()):
+        y = label[rows]
+        entry: dict[str, Any] = {"rows": len(rows), "positive_rate": round(float(y.mean()), 4)}
+        if min(np.sum(y == 0), np.sum(y == 1)) >= 2:
+            scores, _ = scores_with_intervals(
+                y,
+                {m: p[rows] for m, p in probability.items()},
+                level=level,
+                resamples=params.resamples,
+                seed=int(np.random.SeedSequence([params.seed, i]).generate_state(1)[0]),
+            )
+            entry |= scores
+        out[name] = entry
+    return out
+
+
+def subgroups(frame: pd.DataFrame, columns: dict[str, tuple[float, ...]]) -> dict[str, np.ndarray]:
+    """Each subgroup's name and row positions: `column=category` for a column without cut
+    points, `column<a`, `a<=column<b`, `column>=b` for one with them; rows whose value is
+    missing form `column missing`."""
+    from topoxai.features import categorical_codes, numeric_block, require_columns
+
+    require_columns(frame, list(columns))
+    out: dict[str, np.ndarray] = {}
+    for column, cuts in columns.items():
+        if not cuts:
+            codes, text = categorical_codes(frame, column, missing_ok=True)
+            values = np.asarray(text[codes], dtype=object)
+            values[codes < 0] = None
+            for value in sorted({v for v in values.tolist() if v is not None}):
+                out[f"{column}={value}"] = np.flatnonzero(values == value)
+            missing = codes < 0
+        else:
+            x = numeric_block(frame, [column], missing_ok=True)[:, 0]
+            edges = [-np.inf, *cuts, np.inf]
+            for low, high in itertools.pairwise(edges):
+                name = (
+                    f"{column}<{high:g}" if low == -np.inf
+                    else f"{column}>={low:g}" if high == np.inf
+                    else f"{low:g}<={column}<{high:g}"
+                )  # fmt: skip
+                out[name] = np.flatnonzero((x >= low) & (x < high))
+            missing = np.isnan(x)
+        if missing.any():
+            out[f"{column} missing"] = np.flatnonzero(missing)
+    return {name: rows for name, rows in out.items() if len(rows)}
 
 
 def sample_rows(labels: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
@@ -506,6 +582,16 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
             for k in ("coverage", "coverage_class_0", "coverage_class_1", "singleton")
         ]
         lines.append(f"  {model:9s} " + "  ".join(parts))
+    lines.append("subgroups (out-of-fold): MLP ROC-AUC, observed - predicted rate")
+    for name, group in metrics["subgroups"].items():
+        if "mlp" not in group:
+            lines.append(f"  {name:12s} {group['rows']} rows: one class, no scores")
+            continue
+        auc, citl = group["mlp"]["roc_auc"], group["mlp"]["citl"]
+        lines.append(
+            f"  {name:12s} {group['rows']:4d} rows  {auc['value']:.3f} [{auc['low']:.3f}, "
+            f"{auc['high']:.3f}]  {citl['value']:+.3f} [{citl['low']:+.3f}, {citl['high']:+.3f}]"
+        )
     decisions = metrics["decision_curve"]
     lines.append("net benefit: thresholds where the model beats treating all and treating none")
     for model in MODELS:

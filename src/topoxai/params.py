@@ -204,21 +204,34 @@ class EvaluateParams:
     repeats: int
     max_rows: int  # a larger table is cross-validated on a stratified sample of this many rows
     jobs: int  # processes running folds at once; the outputs are the same for any value
+    # Columns whose groups get their own scores, from the out-of-fold probabilities (TRIPOD+AI's
+    # fairness item): a categorical column by its categories, a numeric one in bands cut at
+    # `bands` ([50, 60]: < 50, 50 to < 60, >= 60).
+    subgroups: tuple[str, ...]
+    bands: tuple[float, ...]
+    resamples: int  # bootstrap resamples of each subgroup's rows for its intervals
 
     def __post_init__(self) -> None:
         _check_seed(self.seed, "evaluate.seed")
-        _check_minimum(self, "evaluate", {"folds": 2, "repeats": 1, "max_rows": 2, "jobs": 1})
+        _check_minimum(
+            self,
+            "evaluate",
+            {"folds": 2, "repeats": 1, "max_rows": 2, "jobs": 1, "resamples": 100},
+        )
+        if list(self.bands) != sorted(set(self.bands)):
+            raise ParamsError(f"evaluate.bands must increase (got {list(self.bands)})")
 
 
 @dataclass(frozen=True)
 class SitesParams:
     seed: int  # each held-out site's network, fit/validation split and bootstrap
     resamples: int  # bootstrap resamples of each held-out site's rows for its intervals
+    max_rows: int  # a larger table is validated on a sample stratified by site and class
     jobs: int  # processes, one site each; the outputs are the same for any value
 
     def __post_init__(self) -> None:
         _check_seed(self.seed, "sites.seed")
-        _check_minimum(self, "sites", {"resamples": 100, "jobs": 1})
+        _check_minimum(self, "sites", {"resamples": 100, "max_rows": 10, "jobs": 1})
 
 
 @dataclass(frozen=True)

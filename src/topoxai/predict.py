@@ -65,6 +65,8 @@ def predict(
         )
     if warn and (note := domain.summary(flags)):
         print(note, file=sys.stderr)
+    if warn and (note := domain.missing_summary(parsed)):
+        print(note, file=sys.stderr)
     negative, positive = spec.classes
     columns = {
         probability_column(spec): probability,

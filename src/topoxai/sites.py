@@ -23,25 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from topoxai import decision
 from topoxai.data import Table, read_table_of, shuffle_split
 from topoxai.errors import DataError
 from topoxai.evaluate import CONFORMAL, CONFORMAL_MODELS, MODELS, fold_arrays_of
 from topoxai.files import atomic_dir, json_text
 from topoxai.params import DataParams, SitesParams, TrainParams
 
-# The per-site scores, each with an interval (net_benefit_10: at threshold 0.10).
-NET_BENEFIT_AT = decision.COMPARED
-SCORES = (
-    "roc_auc",
-    "citl",
-    "calibration_intercept",
-    "calibration_slope",
-    "ici",
-    "brier",
-    "brier_scaled",
-    *(f"net_benefit_{round(t * 100)}" for t in NET_BENEFIT_AT),
-)
 POOLED = ("roc_auc", "citl")  # meta-analysed across sites
 
 
@@ -89,12 +76,24 @@ def validate_sites(
     if data.site is None:
         raise DataError("data.site is null: the sites stage needs the column naming each site")
     table = read_table_of(raw, data)
+    if len(table.frame) > params.max_rows:
+        # A larger table: a sample stratified by site and class, so each site keeps its
+        # share and its prevalence, and the cost (four networks) is bounded.
+        assert table.sites is not None
+        strata = (
+            table.sites.to_numpy().astype(str)
+            + "/"
+            + table.frame[data.target].astype(str).to_numpy()
+        )
+        _, rows = shuffle_split(strata, params.max_rows / len(table.frame), params.seed)
+        table = table.take(np.sort(rows))
     held = hold_out(table, data, seed=params.seed)
     setup = Setup(table.frame, data, train, level, params.resamples)
     results = run_sites(setup, held, jobs=params.jobs)
     metrics: dict[str, Any] = {
         "level": level,
         "missing": data.missing,
+        "rows": len(table.frame),  # sites.max_rows at most: a stratified sample beyond
         "sites": {r.site: site_metrics(r) for r in results},
         "pooled": pool(results, level=level),
     }
@@ -152,7 +151,7 @@ def score_site(setup: Setup, held: Held) -> SiteResult:
 
     from topoxai import ood
     from topoxai.evaluate import conformal_sets, fit_mlp, set_scores
-    from topoxai.metrics import baseline_models, roc_auc
+    from topoxai.metrics import baseline_models, roc_auc, scores_with_intervals
 
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = fold_arrays_of(
         setup.frame, (held.fit, held.val, held.test), setup.data
@@ -172,7 +171,7 @@ def score_site(setup: Setup, held: Held) -> SiteResult:
         # weight of the distance was fitted on them.
         far = np.concatenate([distance.score(x_val), distance.score(x_test)])
         ood_auroc = roc_auc(np.r_[np.zeros(len(x_val)), np.ones(len(x_test))], far)
-    scores, variance = site_scores(
+    scores, variance = scores_with_intervals(
         y_test,
         {m: p[:, 1] for m, p in proba.items()},
         level=setup.level,
@@ -188,67 +187,6 @@ def score_site(setup: Setup, held: Held) -> SiteResult:
     return SiteResult(
         held.site, y_test, {m: p[:, 1] for m, p in proba.items()}, scores, variance, sets, ood_auroc
     )
-
-
-def site_scores(
-    y: np.ndarray, probability: dict[str, np.ndarray], *, level: float, resamples: int, seed: int
-) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
-    """Every SCORES value per model with its interval, and the variances the meta-analysis
-    weighs sites by: of logit(ROC-AUC) and of calibration-in-the-large, from the same
-    stratified bootstrap of the rows (the same resamples for every model)."""
-    from topoxai.calibration import calibration_fit, ici
-    from topoxai.metrics import batch_scores
-
-    rng = np.random.default_rng(seed)
-    by_class = [np.flatnonzero(y == c) for c in (0, 1)]
-    rows = np.concatenate([g[rng.integers(0, len(g), (resamples, len(g)))] for g in by_class], 1)
-    tail = (1 - level) / 2
-    scores, variance = {}, {}
-    for model, p in probability.items():
-        ys, ps = y[rows], p[rows]
-        drawn = batch_scores(ys, np.stack([1 - ps, ps], axis=-1))
-        replicate = {
-            "roc_auc": drawn["roc_auc"],
-            "citl": (ys == 1).mean(axis=1) - ps.mean(axis=1),
-            "ici": np.array([ici(a, b) for a, b in zip(ys, ps)]),
-            "brier": drawn["brier"],
-            "brier_scaled": drawn["brier_scaled"],
-        }
-        for t in NET_BENEFIT_AT:
-            replicate[f"net_benefit_{round(t * 100)}"] = batch_net_benefit(ys, ps, t)
-        point = batch_scores(y[None], np.stack([1 - p, p], axis=-1)[None])
-        fit = calibration_fit(y, p, level=level)
-        value = {
-            "roc_auc": point["roc_auc"][0],
-            "citl": float(np.mean(y == 1) - np.mean(p)),
-            "ici": ici(y, p),
-            "brier": point["brier"][0],
-            "brier_scaled": point["brier_scaled"][0],
-            **{
-                f"net_benefit_{round(t * 100)}": batch_net_benefit(y[None], p[None], t)[0]
-                for t in NET_BENEFIT_AT
-            },
-        }
-        out = {
-            name: _rounded(value[name], *np.quantile(replicate[name], [tail, 1 - tail]))
-            for name in replicate
-        }
-        out["calibration_intercept"] = _rounded(*fit["calibration_intercept"])
-        out["calibration_slope"] = _rounded(*fit["calibration_slope"])
-        scores[model] = {name: out[name] for name in SCORES}
-        auc = np.clip(replicate["roc_auc"], 1e-6, 1 - 1e-6)
-        variance[model] = {
-            "roc_auc": float(np.var(np.log(auc / (1 - auc)), ddof=1)),
-            "citl": float(np.var(replicate["citl"], ddof=1)),
-        }
-    return scores, variance
-
-
-def batch_net_benefit(y: np.ndarray, p: np.ndarray, t: float) -> np.ndarray:
-    """Net benefit at threshold `t` of each row of (resamples, n) outcomes and probabilities."""
-    treated = p >= t
-    n = y.shape[-1]
-    return ((treated & (y == 1)).sum(-1) - (treated & (y != 1)).sum(-1) * t / (1 - t)) / n
 
 
 def pool(results: list[SiteResult], *, level: float) -> dict[str, Any]:
@@ -334,14 +272,6 @@ def forest_table(metrics: dict[str, Any]) -> pd.DataFrame:
 def slug(site: str) -> str:
     """A site's name as a file name: lowercase letters, digits and underscores."""
     return re.sub(r"[^a-z0-9]+", "_", site.lower()).strip("_") or "site"
-
-
-def _rounded(value: float, low: float, high: float) -> dict[str, float]:
-    return {
-        "value": round(float(value), 4),
-        "low": round(float(low), 4),
-        "high": round(float(high), 4),
-    }
 
 
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
