@@ -278,8 +278,8 @@ def test_subgroup_scores_come_from_the_out_of_fold_rows(tmp_path):
     )  # fmt: skip
     metrics = evaluate(params, data=DATA, train=TRAIN, level=0.95, raw=raw, out=tmp_path / "o")
     groups = metrics["subgroups"]
-    assert list(groups) == ["noise<0", "noise>=0"]
-    assert sum(g["rows"] for g in groups.values()) == 600
+    assert list(groups) == ["all", "noise<0", "noise>=0"]
+    assert groups["all"]["rows"] == groups["noise<0"]["rows"] + groups["noise>=0"]["rows"] == 600
     for g in groups.values():
         auc = g["logreg"]["roc_auc"]
         assert auc["low"] <= float(ndtr(1.5 / math.sqrt(2))) <= auc["high"]

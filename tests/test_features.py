@@ -172,3 +172,19 @@ def test_a_spec_from_before_the_domain_says_to_rerun(frame):
     text["format_version"] = 2
     with pytest.raises(DataError, match=r"format_version must be 3 .*rerun the pipeline"):
         Preprocessor.from_json(json.dumps(text))
+
+
+def test_a_column_empty_in_every_row_is_filled_in_not_a_crash(frame, tmp_path):
+    """read_table gives an all-empty categorical column no categories at all: the one row a
+    clinician sends without Sex must still be scored as the spec fills it in."""
+    from topoxai.data import read_table
+    from topoxai.domain import row_flags
+
+    spec = fit_preprocessor(frame, target="y", categorical=["Sex"], source_sha256="x")
+    (tmp_path / "one.csv").write_text("Age,Chol,Sex\n50,210,\n")
+    row = read_table(tmp_path / "one.csv", categorical=["Sex"])
+    assert spec.modes == ["M"]
+    assert spec.transform(row)[0, 2:].tolist() == [0, 1]  # Sex=F, Sex=M: the training mode
+    assert row_flags(spec, row).tolist() == [
+        "Sex empty: not measured, scored as 'M' (the training rows' most frequent)"
+    ]

@@ -125,6 +125,22 @@ def test_net_benefit_of_many_resamples_is_the_decision_curves(tmp_path):
         np.testing.assert_allclose(batch_net_benefit(y, p, t), expected)
 
 
+def test_a_site_with_a_perfect_ranking_is_left_out_of_the_pooled_roc_auc():
+    """An AUC of 1 has an infinite logit and no variance: pooled over the others, named."""
+    from topoxai.sites import SiteResult, pool
+
+    def site(name: str, auc: tuple[float, float], citl: tuple[float, float]) -> SiteResult:
+        effects = {m: {"roc_auc": auc, "citl": citl} for m in ("mlp", "logreg", "hist_gbm")}
+        return SiteResult(name, np.zeros(2), {}, {}, effects, {}, 0.5)
+
+    results = [site(n, (1.5 + i / 10, 0.04), (0.01 * i, 0.001)) for i, n in enumerate("ABC")]
+    perfect = site("D", (float("inf"), float("nan")), (0.02, 0.001))
+    pooled = pool([*results, perfect], level=0.95)["mlp"]
+    assert pooled["roc_auc"]["sites"] == ["A", "B", "C"]
+    assert "sites" not in pooled["citl"]  # every site pooled
+    assert pool([*results[:2], perfect], level=0.95)["mlp"]["roc_auc"] is None
+
+
 def test_too_few_sites_or_no_site_column_is_one_line(tmp_path):
     raw = _sites(tmp_path / "raw.csv", shifted="")
     frame = pd.read_csv(raw)

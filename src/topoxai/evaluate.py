@@ -144,7 +144,10 @@ def subgroup_scores(
             probability[m][fold.test] += result.probability[m] / params.repeats
     out: dict[str, Any] = {}
     columns = {c: () if c in categorical else params.bands for c in params.subgroups}
-    for i, (name, rows) in enumerate(subgroups(frame, columns).items()):
+    # "all": every row, scored the same way, so that a group's numbers are read against
+    # numbers of the same kind (not against the fold means of the headline table).
+    groups = {"all": np.arange(len(frame))} | subgroups(frame, columns)
+    for i, (name, rows) in enumerate(groups.items()):
         y = label[rows]
         entry: dict[str, Any] = {"rows": len(rows), "positive_rate": round(float(y.mean()), 4)}
         if min(np.sum(y == 0), np.sum(y == 1)) >= 2:
@@ -164,15 +167,14 @@ def subgroups(frame: pd.DataFrame, columns: dict[str, tuple[float, ...]]) -> dic
     """Each subgroup's name and row positions: `column=category` for a column without cut
     points, `column<a`, `a<=column<b`, `column>=b` for one with them; rows whose value is
     missing form `column missing`."""
-    from topoxai.features import categorical_codes, numeric_block, require_columns
+    from topoxai.features import categorical_codes, numeric_block, per_row, require_columns
 
     require_columns(frame, list(columns))
     out: dict[str, np.ndarray] = {}
     for column, cuts in columns.items():
         if not cuts:
             codes, text = categorical_codes(frame, column, missing_ok=True)
-            values = np.asarray(text[codes], dtype=object)
-            values[codes < 0] = None
+            values = per_row(codes, text, None)
             for value in sorted({v for v in values.tolist() if v is not None}):
                 out[f"{column}={value}"] = np.flatnonzero(values == value)
             missing = codes < 0

@@ -96,8 +96,8 @@ class Preprocessor:
         ):
             # Each distinct text's column among `cats` (-1: unknown), then each row's; an
             # empty cell (code -1) is the training rows' most frequent category.
-            position = pd.Index(cats, dtype=object).get_indexer(pd.Index(text))[codes]
-            position[codes < 0] = cats.index(mode)
+            known = pd.Index(cats, dtype=object).get_indexer(pd.Index(text))
+            position = per_row(codes, known, cats.index(mode))
             out[:, start : start + len(cats)] = position[:, None] == np.arange(len(cats))
             start += len(cats)
             missing[column] = codes < 0
@@ -218,6 +218,14 @@ def parse_rows(
         codes.append(c)
         text.append(t)
     return Parsed(values, missing, codes, text)
+
+
+def per_row(codes: np.ndarray, per_code: np.ndarray, missing: Any) -> np.ndarray:
+    """Each row's value from `per_code[code]`, and `missing` where the code is -1 (an empty
+    cell). A column empty in every row has no codes at all: indexing `per_code` with -1
+    would then fail, so the missing value takes a slot of its own."""
+    slots = np.append(per_code, missing)
+    return slots[np.where(codes < 0, len(slots) - 1, codes)]
 
 
 def _most_frequent(counts: dict[str, int]) -> str:
@@ -350,7 +358,7 @@ def categorical_codes(
     else:
         codes, distinct = pd.factorize(raw.astype(str))
     text = pd.Series(distinct, dtype=object).str.strip()
-    empty = raw.isna().to_numpy() | (text == "").to_numpy()[codes]
+    empty = raw.isna().to_numpy() | per_row(codes, (text == "").to_numpy(), True)
     if missing_ok:
         codes = np.where(empty, -1, codes)
     elif empty.any():

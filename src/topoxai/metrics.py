@@ -110,25 +110,33 @@ ICI_RESAMPLES = 200
 
 def scores_with_intervals(
     y: np.ndarray, probability: dict[str, np.ndarray], *, level: float, resamples: int, seed: int
-) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, tuple[float, float]]]]:
     """Every INTERVAL_SCORES value per model (probabilities of the positive class for 0/1
-    outcomes `y`) with its interval at `level`, and the variances a meta-analysis weighs
-    groups by: of logit(ROC-AUC) and of calibration-in-the-large. Intervals and variances
-    come from one stratified bootstrap of the rows (the same resamples for every model);
-    calibration intercept and slope have the Wald intervals of their logistic fits."""
+    outcomes `y`) with its interval at `level`, and what a meta-analysis pools: logit(ROC-AUC)
+    and calibration-in-the-large, each as (value, variance). Intervals and variances
+    come from a bootstrap of the rows, the same resamples for every model: stratified by
+    class for ROC-AUC (defined on every resample), plain for the rest, whose spread includes
+    that of the observed rate (a stratified resample fixes it, and O-E's interval would miss
+    the outcome's binomial noise). Calibration intercept and slope have the Wald intervals
+    of their logistic fits."""
     from topoxai.calibration import calibration_fit, ici
     from topoxai.decision import COMPARED, batch_net_benefit
 
     rng = np.random.default_rng(seed)
     by_class = [np.flatnonzero(y == c) for c in (0, 1)]
-    rows = np.concatenate([g[rng.integers(0, len(g), (resamples, len(g)))] for g in by_class], 1)
+    stratified = np.concatenate(
+        [g[rng.integers(0, len(g), (resamples, len(g)))] for g in by_class], 1
+    )
+    rows = rng.integers(0, len(y), (resamples, len(y)))
     tail = (1 - level) / 2
-    scores, variance = {}, {}
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    effects: dict[str, dict[str, tuple[float, float]]] = {}
     for model, p in probability.items():
         ys, ps = y[rows], p[rows]
         drawn = batch_scores(ys, np.stack([1 - ps, ps], axis=-1))
+        ranked = batch_scores(y[stratified], np.stack([1 - p, p], axis=-1)[stratified])
         replicate = {
-            "roc_auc": drawn["roc_auc"],
+            "roc_auc": ranked["roc_auc"],
             "citl": (ys == 1).mean(axis=1) - ps.mean(axis=1),
             # A lowess fit per resample (2-3 ms each): the first ICI_RESAMPLES of them.
             "ici": np.array([ici(a, b) for a, b in zip(ys[:ICI_RESAMPLES], ps[:ICI_RESAMPLES])]),
@@ -157,12 +165,16 @@ def scores_with_intervals(
         out["calibration_intercept"] = _with_interval(*fit["calibration_intercept"])
         out["calibration_slope"] = _with_interval(*fit["calibration_slope"])
         scores[model] = {name: out[name] for name in INTERVAL_SCORES}
-        auc = np.clip(replicate["roc_auc"], 1e-6, 1 - 1e-6)
-        variance[model] = {
-            "roc_auc": float(np.var(np.log(auc / (1 - auc)), ddof=1)),
-            "citl": float(np.var(replicate["citl"], ddof=1)),
-        }
-    return scores, variance
+        # logit(ROC-AUC) and its variance (nan at an AUC of 0 or 1, where the logit is
+        # infinite: no weight can be given); unrounded, as the meta-analysis pools them.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logit = np.log(replicate["roc_auc"] / (1 - replicate["roc_auc"]))
+            auc = value["roc_auc"]
+            effects[model] = {
+                "roc_auc": (float(np.log(auc / (1 - auc))), float(np.var(logit, ddof=1))),
+                "citl": (value["citl"], float(np.var(replicate["citl"], ddof=1))),
+            }
+    return scores, effects
 
 
 def _with_interval(value: float, low: float, high: float) -> dict[str, float]:

@@ -12,7 +12,7 @@ from topoxai import attribution, conformal, domain, ood
 from topoxai.artifacts import Model, ModelError, load_model
 from topoxai.data import read_table
 from topoxai.errors import DataError, UserError
-from topoxai.features import Parsed, Preprocessor, categorical_codes, line_of
+from topoxai.features import Parsed, Preprocessor, categorical_codes, line_of, per_row
 from topoxai.model import chunked_logits
 
 # Integrated-gradient steps per row. On the default model's 918 rows, the contributions add
@@ -164,7 +164,7 @@ def top_contributions(
 def _categories_or_empty(frame: pd.DataFrame, column: str) -> np.ndarray:
     # The row's category as the model reads it; "" where it is missing.
     codes, text = categorical_codes(frame, column, missing_ok=True)
-    return np.where(codes < 0, "", text[codes]).astype(object)
+    return per_row(codes, text, "")
 
 
 def predict_csv(

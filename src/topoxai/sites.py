@@ -15,7 +15,6 @@ ROC-AUC (logit scale) and calibration-in-the-large, with the prediction interval
 site (Riley et al., BMJ 2016; Debray et al., BMJ 2017).
 """
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pandas as pd
 
 from topoxai.data import Table, read_table_of, shuffle_split
 from topoxai.errors import DataError
-from topoxai.evaluate import CONFORMAL, CONFORMAL_MODELS, MODELS, fold_arrays_of
+from topoxai.evaluate import CONFORMAL, MODELS, fold_arrays_of
 from topoxai.files import atomic_dir, json_text
 from topoxai.params import DataParams, SitesParams, TrainParams
 
@@ -49,8 +48,8 @@ class SiteResult:
     label: np.ndarray  # per test row: 1 for the positive class
     probability: dict[str, np.ndarray]  # per model, per test row
     scores: dict[str, dict[str, dict[str, float]]]  # model -> score -> value, low, high
-    variance: dict[str, dict[str, float]]  # model -> POOLED score -> its variance
-    conformal: dict[str, dict[str, float]]  # CONFORMAL_MODELS -> CONFORMAL measures
+    effects: dict[str, dict[str, tuple[float, float]]]  # model -> POOLED score -> (value, variance)
+    conformal: dict[str, dict[str, float]]  # per model: every CONFORMAL measure
     ood_auroc: float  # the ood distance: the site's rows against the others' held-out rows
 
 
@@ -171,7 +170,7 @@ def score_site(setup: Setup, held: Held) -> SiteResult:
         # weight of the distance was fitted on them.
         far = np.concatenate([distance.score(x_val), distance.score(x_test)])
         ood_auroc = roc_auc(np.r_[np.zeros(len(x_val)), np.ones(len(x_test))], far)
-    scores, variance = scores_with_intervals(
+    scores, effects = scores_with_intervals(
         y_test,
         {m: p[:, 1] for m, p in proba.items()},
         level=setup.level,
@@ -182,30 +181,40 @@ def score_site(setup: Setup, held: Held) -> SiteResult:
         name: set_scores(
             conformal_sets(calibration_proba[name], y_val, proba[name], setup.level), y_test
         )
-        for name in CONFORMAL_MODELS
+        # on the other sites' validation rows (the MLP's chose its epoch; the baselines
+        # never saw them)
+        for name in MODELS
     }
     return SiteResult(
-        held.site, y_test, {m: p[:, 1] for m, p in proba.items()}, scores, variance, sets, ood_auroc
+        held.site, y_test, {m: p[:, 1] for m, p in proba.items()}, scores, effects, sets, ood_auroc
     )
 
 
 def pool(results: list[SiteResult], *, level: float) -> dict[str, Any]:
     """Per model, the random-effects pooled ROC-AUC (on the logit scale, shown as AUC) and
-    calibration-in-the-large, with heterogeneity and the prediction interval for a new site."""
+    calibration-in-the-large, with heterogeneity and the prediction interval for a new site.
+
+    A site whose ROC-AUC is 0 or 1 has an infinite logit and no variance to weigh it by: it
+    is left out of that pooling, and `sites` names the sites pooled. Fewer than 3 left: no
+    prediction interval can be given, and the entry is null.
+    """
     from topoxai.meta import random_effects
 
     out: dict[str, Any] = {}
     for model in MODELS:
         out[model] = {}
         for name in POOLED:
-            values = np.array([r.scores[model][name]["value"] for r in results])
-            variances = np.array([r.variance[model][name] for r in results])
-            if name == "roc_auc":
-                values = np.log(values / (1 - values))
-            pooled = random_effects(values, variances, level=level)
+            pairs = [(r.site, *r.effects[model][name]) for r in results]
+            usable = [(s, e, v) for s, e, v in pairs if np.isfinite(e) and np.isfinite(v) and v > 0]
+            if len(usable) < 3:
+                out[model][name] = None
+                continue
+            pooled = random_effects(
+                [e for _, e, _ in usable], [v for _, _, v in usable], level=level
+            )
             if name == "roc_auc":
                 pooled = pooled.expit()
-            out[model][name] = {
+            entry = {
                 "estimate": pooled.estimate,
                 "low": pooled.low,
                 "high": pooled.high,
@@ -215,7 +224,9 @@ def pool(results: list[SiteResult], *, level: float) -> dict[str, Any]:
                 "i2": pooled.i2,
                 "p_heterogeneity": pooled.p_heterogeneity,
             }
-            out[model][name] = {k: round(float(v), 4) for k, v in out[model][name].items()}
+            out[model][name] = {k: round(float(v), 4) for k, v in entry.items()}
+            if len(usable) < len(pairs):
+                out[model][name]["sites"] = [s for s, _, _ in usable]
     return out
 
 
@@ -263,15 +274,10 @@ def forest_table(metrics: dict[str, Any]) -> pd.DataFrame:
     ):
         row = {"site": label}
         for name in POOLED:
-            p = metrics["pooled"]["mlp"][name]
-            row |= {name: p["estimate"], f"{name}_low": p[low], f"{name}_high": p[high]}
+            if p := metrics["pooled"]["mlp"][name]:  # null: too few sites to pool
+                row |= {name: p["estimate"], f"{name}_low": p[low], f"{name}_high": p[high]}
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def slug(site: str) -> str:
-    """A site's name as a file name: lowercase letters, digits and underscores."""
-    return re.sub(r"[^a-z0-9]+", "_", site.lower()).strip("_") or "site"
 
 
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
@@ -286,7 +292,9 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         ]
         lines.append(f"  {site} ({m['rows']} rows): " + "; ".join(parts))
     for model in MODELS:
-        auc = metrics["pooled"][model]["roc_auc"]
+        if not (auc := metrics["pooled"][model]["roc_auc"]):
+            lines.append(f"  pooled {model}: fewer than 3 sites with a finite logit ROC-AUC")
+            continue
         lines.append(
             f"  pooled {model}: AUC {auc['estimate']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}], "
             f"a new site {auc['prediction_low']:.3f} to {auc['prediction_high']:.3f}, "

@@ -29,11 +29,13 @@ def forest_figure(metrics: dict[str, Any]) -> Figure:
             s = metrics["sites"][site]["mlp"][name]
             ax.errorbar(s["value"], y[i], xerr=[[s["value"] - s["low"]], [s["high"] - s["value"]]],
                         fmt="s", color="black", capsize=3)  # fmt: skip
-        p = metrics["pooled"]["mlp"][name]
-        ax.errorbar(p["estimate"], y[-2], xerr=[[p["estimate"] - p["low"]], [p["high"] - p["estimate"]]],
-                    fmt="D", color="tab:blue", capsize=3)  # fmt: skip
-        ax.plot([p["prediction_low"], p["prediction_high"]], [y[-1], y[-1]], "--", color="tab:blue")
-        ax.plot([p["estimate"]], [y[-1]], "D", color="tab:blue", fillstyle="none")
+        if p := metrics["pooled"]["mlp"][name]:  # null: too few sites to pool
+            ax.errorbar(p["estimate"], y[-2], xerr=[[p["estimate"] - p["low"]], [p["high"] - p["estimate"]]],
+                        fmt="D", color="tab:blue", capsize=3)  # fmt: skip
+            ax.plot(
+                [p["prediction_low"], p["prediction_high"]], [y[-1], y[-1]], "--", color="tab:blue"
+            )
+            ax.plot([p["estimate"]], [y[-1]], "D", color="tab:blue", fillstyle="none")
         if line is not None:
             ax.axvline(line, color="grey", linewidth=0.8)
         ax.set_title(f"{title} (MLP)")

@@ -43,6 +43,12 @@ TOLERANCES: tuple[tuple[str, float, float], ...] = (
     # A z-score divides by a spread that can be tiny (the shuffles of a layer's weights have
     # sd ~3e-5), so the weights' last bits move it in its 6th significant digit.
     (r".*\.z", 5e-4, 1e-5),
+    # A p-value is its test's difference over a small standard error (0.0036 for the MLP
+    # against logistic regression's ROC-AUC): fold scores that moved by less than 1e-4 on
+    # another code path (make test-slow's MKL_CBWR or ATEN_CPU_CAPABILITY runs) moved two
+    # p-values near 0.5 by 9e-4. A real change moves them by far more, and an empirical p
+    # moves in steps of 1/(controls + 1).
+    (r".*\.p(_heterogeneity)?", 5e-3, 0.0),
     (r".*", 5e-4, 0.0),
 )
 
