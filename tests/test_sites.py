@@ -31,7 +31,9 @@ DATA = DataParams(
     missing="impute",
     split=(0.7, 0.15, 0.15),
 )
-SITES = SitesParams(seed=3, resamples=200, max_rows=5000, jobs=1)
+SITES = SitesParams(
+    seed=3, resamples=200, max_rows=5000, update_rows=(25, 50), update_draws=3, jobs=1
+)
 
 
 def _sites(path: Path, *, shifted: str, rows: int = 300, seed: int = 0) -> Path:
@@ -72,8 +74,15 @@ def test_a_shifted_site_shows_in_its_calibration_in_the_large(tmp_path):
     assert pooled["i2"] > 0.5  # one site unlike the others: heterogeneity
     out = tmp_path / "o"
     assert {p.name for p in out.iterdir()} == {
-        "metrics.json", "sites.tsv", "forest.tsv", "forest.png", "calibration.png"
+        "metrics.json", "sites.tsv", "forest.tsv", "forest.png", "calibration.png", "updates.tsv"
     }  # fmt: skip
+    # Updating on 50 of C's own rows fixes what the shift did to its probabilities.
+    shifted = metrics["updates"]["C"]["50"]
+    assert shifted["draws"] == 3
+    assert shifted["before"]["citl"]["mean"] > 0.15
+    assert abs(shifted["after"]["citl"]["mean"]) < 0.05
+    assert shifted["after"]["brier"]["mean"] < shifted["before"]["brier"]["mean"]
+
     forest = pd.read_csv(out / "forest.tsv", sep="\t")
     assert forest["site"].tolist() == ["A", "B", "C", "D", "pooled", "new site"]
 
@@ -101,6 +110,19 @@ def test_imputation_and_scaling_are_fitted_on_the_other_sites_only(tmp_path):
     np.testing.assert_allclose(filled, np.median(fit_chol), rtol=1e-5)
     every = chol[chol > 0]
     assert abs(np.median(every) - np.median(fit_chol)) > 10  # an all-rows fit would differ
+
+
+def test_rows_needed_is_the_first_n_that_fits_the_site():
+    from topoxai.update_effect import rows_needed
+
+    def after(citl: float, c0: float, c1: float) -> dict:
+        m = {"citl": citl, "coverage_class_0": c0, "coverage_class_1": c1}
+        return {"after": {k: {"mean": v} for k, v in m.items()}}
+
+    effects = {"25": after(0.08, 0.95, 0.95), "50": after(0.04, 0.89, 0.97),
+               "100": after(-0.05, 0.90, 1.0)}  # fmt: skip
+    assert rows_needed(effects, 0.95) == 100  # 25: O-E; 50: the healthy's coverage
+    assert rows_needed({"25": effects["25"]}, 0.95) is None
 
 
 def test_a_larger_table_is_sampled_by_site_and_class(tmp_path):
@@ -131,7 +153,7 @@ def test_a_site_with_a_perfect_ranking_is_left_out_of_the_pooled_roc_auc():
 
     def site(name: str, auc: tuple[float, float], citl: tuple[float, float]) -> SiteResult:
         effects = {m: {"roc_auc": auc, "citl": citl} for m in ("mlp", "logreg", "hist_gbm")}
-        return SiteResult(name, np.zeros(2), {}, {}, effects, {}, 0.5)
+        return SiteResult(name, np.zeros(2), {}, {}, effects, {}, 0.5, {})
 
     results = [site(n, (1.5 + i / 10, 0.04), (0.01 * i, 0.001)) for i, n in enumerate("ABC")]
     perfect = site("D", (float("inf"), float("nan")), (0.02, 0.001))

@@ -41,6 +41,17 @@ def main(argv: list[str] | None = None) -> None:
         "--top", type=int, metavar="N",
         help=f"with --explain: features per row (default: {TOP})",
     )  # fmt: skip
+    u = commands.add_parser(
+        "update",
+        help="recalibrate a model folder on a new site's labelled rows, into a new folder",
+    )
+    u.add_argument(
+        "--model", type=Path, default=Path("models"), help="model folder (default: models)"
+    )
+    u.add_argument(
+        "--input", type=Path, required=True, help="CSV of the site's rows: raw columns and target"
+    )
+    u.add_argument("--output", type=Path, required=True, help="the updated model folder to write")
     s = commands.add_parser(
         "show", help="check a model folder and print its card, one line per entry"
     )
@@ -77,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         run_main(lambda: _check_params(args.params))
     elif args.command == "show":
         run_main(lambda: _show(args.model))
+    elif args.command == "update":
+        run_main(lambda: _update(args.model, args.input, args.output))
     elif args.command == "results":
         run_main(lambda: _results(args.metrics))
     elif args.command == "verify":
@@ -90,6 +103,21 @@ def _version() -> str:
         return metadata.version("topoxai")
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown"
+
+
+def _update(model: Path, rows: Path, out: Path) -> None:
+    from topoxai.update import update_model
+
+    card = update_model(model, rows, out)
+    u = card["update"]
+    slope = "" if u["slope_se"] is None else f" (se {u['slope_se']:.3f})"
+    print(
+        f"updated {model} on {sum(u['rows']['per_class'])} rows of {rows} "
+        f"({u['rows']['per_class'][0]} and {u['rows']['per_class'][1]} per class): "
+        f"{u['method']}, intercept {u['intercept']:+.3f} (se {u['intercept_se']:.3f}), "
+        f"slope {u['slope']:.3f}{slope}; conformal sets: {u.get('conformal', 'none')}; "
+        f"ood: {u.get('ood', 'none')}; wrote {out}"
+    )
 
 
 def _check_params(path: Path) -> None:

@@ -227,11 +227,17 @@ class SitesParams:
     seed: int  # each held-out site's network, fit/validation split and bootstrap
     resamples: int  # bootstrap resamples of each held-out site's rows for its intervals
     max_rows: int  # a larger table is validated on a sample stratified by site and class
+    # What updating on a held-out site's own rows buys (topoxai.update_effect): n rows drawn
+    # for each of these n, update_draws times, the site's other rows scored before and after.
+    update_rows: tuple[int, ...]
+    update_draws: int
     jobs: int  # processes, one site each; the outputs are the same for any value
 
     def __post_init__(self) -> None:
         _check_seed(self.seed, "sites.seed")
-        _check_minimum(self, "sites", {"resamples": 100, "max_rows": 10, "jobs": 1})
+        _check_minimum(
+            self, "sites", {"resamples": 100, "max_rows": 10, "update_draws": 2, "jobs": 1}
+        )
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,13 @@ def predict(
             f"{line_of(frame, i)}: the model's output is not a number "
             f"({flags[i] or 'the weights or the values are out of float range'})"
         )
+    if warn and (update := model.card.get("update")):
+        rows = sum(update["rows"]["per_class"])
+        print(
+            f"note: scoring with a model updated on {rows} rows of {update['rows']['file']} "
+            f"({update['method']}; docs/update.md)",
+            file=sys.stderr,
+        )
     if warn and (note := domain.summary(flags)):
         print(note, file=sys.stderr)
     if warn and (note := domain.missing_summary(parsed)):

@@ -26,7 +26,7 @@ from topoxai.data import Table, read_table_of, shuffle_split
 from topoxai.errors import DataError
 from topoxai.evaluate import CONFORMAL, MODELS, fold_arrays_of
 from topoxai.files import atomic_dir, json_text
-from topoxai.params import DataParams, SitesParams, TrainParams
+from topoxai.params import DataParams, ParamsError, SitesParams, TrainParams
 
 POOLED = ("roc_auc", "citl")  # meta-analysed across sites
 
@@ -51,6 +51,7 @@ class SiteResult:
     effects: dict[str, dict[str, tuple[float, float]]]  # model -> POOLED score -> (value, variance)
     conformal: dict[str, dict[str, float]]  # per model: every CONFORMAL measure
     ood_auroc: float  # the ood distance: the site's rows against the others' held-out rows
+    updates: dict[str, Any]  # the MLP updated on n of the site's rows (update_effect)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Setup:
     train: TrainParams
     level: float
     resamples: int
+    update_rows: tuple[int, ...]
+    update_draws: int
 
 
 def validate_sites(
@@ -72,8 +75,15 @@ def validate_sites(
     out: Path,
 ) -> dict[str, Any]:
     """Hold out each site of `raw` in turn; write `out`; return the metrics."""
+    from topoxai.recalibration import MIN_ROWS
+
     if data.site is None:
         raise DataError("data.site is null: the sites stage needs the column naming each site")
+    if too_few := [n for n in params.update_rows if n < MIN_ROWS]:
+        raise ParamsError(
+            f"sites.update_rows: {too_few[0]} is fewer than {MIN_ROWS}, the fewest rows an "
+            "update takes"
+        )
     table = read_table_of(raw, data)
     if len(table.frame) > params.max_rows:
         # A larger table: a sample stratified by site and class, so each site keeps its
@@ -87,7 +97,15 @@ def validate_sites(
         _, rows = shuffle_split(strata, params.max_rows / len(table.frame), params.seed)
         table = table.take(np.sort(rows))
     held = hold_out(table, data, seed=params.seed)
-    setup = Setup(table.frame, data, train, level, params.resamples)
+    setup = Setup(
+        table.frame,
+        data,
+        train,
+        level,
+        params.resamples,
+        params.update_rows,
+        params.update_draws,
+    )
     results = run_sites(setup, held, jobs=params.jobs)
     metrics: dict[str, Any] = {
         "level": level,
@@ -95,11 +113,13 @@ def validate_sites(
         "rows": len(table.frame),  # sites.max_rows at most: a stratified sample beyond
         "sites": {r.site: site_metrics(r) for r in results},
         "pooled": pool(results, level=level),
+        "updates": {r.site: update_summary(r.updates, level) for r in results},
     }
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json_text(metrics), encoding="utf-8")
         site_table(results).to_csv(tmp / "sites.tsv", sep="\t", index=False)
         forest_table(metrics).to_csv(tmp / "forest.tsv", sep="\t", index=False)
+        update_table(metrics["updates"]).to_csv(tmp / "updates.tsv", sep="\t", index=False)
         from topoxai.sites_plots import calibration_figure, forest_figure, save
 
         save(forest_figure(metrics), tmp / "forest.png")
@@ -151,6 +171,7 @@ def score_site(setup: Setup, held: Held) -> SiteResult:
     from topoxai import ood
     from topoxai.evaluate import conformal_sets, fit_mlp, set_scores
     from topoxai.metrics import baseline_models, roc_auc, scores_with_intervals
+    from topoxai.update_effect import update_effects
 
     (x_fit, y_fit), (x_val, y_val), (x_test, y_test) = fold_arrays_of(
         setup.frame, (held.fit, held.val, held.test), setup.data
@@ -185,9 +206,17 @@ def score_site(setup: Setup, held: Held) -> SiteResult:
         # never saw them)
         for name in MODELS
     }
-    return SiteResult(
-        held.site, y_test, {m: p[:, 1] for m, p in proba.items()}, scores, effects, sets, ood_auroc
+    updates = update_effects(
+        y_test,
+        proba["mlp"][:, 1],
+        (calibration_proba["mlp"], y_val),
+        level=setup.level,
+        sizes=setup.update_rows,
+        draws=setup.update_draws,
+        seed=held.seed,
     )
+    probability = {m: p[:, 1] for m, p in proba.items()}
+    return SiteResult(held.site, y_test, probability, scores, effects, sets, ood_auroc, updates)
 
 
 def pool(results: list[SiteResult], *, level: float) -> dict[str, Any]:
@@ -228,6 +257,35 @@ def pool(results: list[SiteResult], *, level: float) -> dict[str, Any]:
             if len(usable) < len(pairs):
                 out[model][name]["sites"] = [s for s, _, _ in usable]
     return out
+
+
+def update_summary(updates: dict[str, Any], level: float) -> dict[str, Any]:
+    from topoxai.update_effect import rows_needed
+
+    return {**updates, "rows_needed": rows_needed(updates, level)}
+
+
+def update_table(updates: dict[str, Any]) -> pd.DataFrame:
+    """One row per site, n and before/after: each measure's mean and spread over the draws."""
+    from topoxai.update_effect import MEASURES
+
+    rows = []
+    for site, per_n in updates.items():
+        for n, e in per_n.items():
+            if n == "rows_needed":
+                continue
+            for when in ("before", "after"):
+                row: dict[str, Any] = {
+                    "site": site,
+                    "rows": int(n),
+                    "when": when,
+                    "draws": e["draws"],
+                }
+                for name in MEASURES:
+                    m = e[when][name]
+                    row |= {name: m["mean"], f"{name}_low": m["low"], f"{name}_high": m["high"]}
+                rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def site_metrics(result: SiteResult) -> dict[str, Any]:

@@ -43,12 +43,13 @@ TOLERANCES: tuple[tuple[str, float, float], ...] = (
     # A z-score divides by a spread that can be tiny (the shuffles of a layer's weights have
     # sd ~3e-5), so the weights' last bits move it in its 6th significant digit.
     (r".*\.z", 5e-4, 1e-5),
-    # A p-value is its test's difference over a small standard error (0.0036 for the MLP
-    # against logistic regression's ROC-AUC): fold scores that moved by less than 1e-4 on
-    # another code path (make test-slow's MKL_CBWR or ATEN_CPU_CAPABILITY runs) moved two
-    # p-values near 0.5 by 9e-4. A real change moves them by far more, and an empirical p
-    # moves in steps of 1/(controls + 1).
-    (r".*\.p(_heterogeneity)?", 5e-3, 0.0),
+    # A p-value is its test's difference over a small standard error: the difference and
+    # its interval are checked at 5e-4 (below), and the p-value derived from them moved by
+    # up to 0.009 when they moved within that, on make test-slow's other code paths
+    # (decision_curve.mlp_vs_logreg.at_30.p: 0.7923 to 0.8009; a net benefit at one
+    # threshold moves when one patient's probability crosses it). An empirical p moves in
+    # steps of 1/(controls + 1) = 0.025, which this still catches.
+    (r".*\.p(_heterogeneity)?", 0.02, 0.0),
     (r".*", 5e-4, 0.0),
 )
 
