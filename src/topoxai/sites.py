@@ -89,11 +89,8 @@ def validate_sites(
         # A larger table: a sample stratified by site and class, so each site keeps its
         # share and its prevalence, and the cost (four networks) is bounded.
         assert table.sites is not None
-        strata = (
-            table.sites.to_numpy().astype(str)
-            + "/"
-            + table.frame[data.target].astype(str).to_numpy()
-        )
+        # pandas' text addition: numpy 1.26 (the floor) has no string "+"
+        strata = (table.sites + "/" + table.frame[data.target].astype(str)).to_numpy()
         _, rows = shuffle_split(strata, params.max_rows / len(table.frame), params.seed)
         table = table.take(np.sort(rows))
     held = hold_out(table, data, seed=params.seed)
