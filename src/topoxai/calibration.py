@@ -8,6 +8,7 @@ Steyerberg, Stat Med 2019) is the mean |smoothed observed rate - p| over the row
 """
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,48 @@ FRAC = 0.75
 
 def calibration(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Calibration intercept, slope and ICI of probabilities `p` for 0/1 outcomes `y`."""
-    import statsmodels.api as sm
+    intercept, slope = _logistic_fits(y, p)
+    return {
+        "calibration_intercept": float(intercept.params[0]),
+        "calibration_slope": float(slope.params[1]),
+        "ici": ici(y, p),
+    }
+
+
+def ici(y: np.ndarray, p: np.ndarray) -> float:
+    """The Integrated Calibration Index alone (as `calibration` computes it)."""
     from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    y = np.asarray(y, dtype=np.float64)
+    p = np.clip(np.asarray(p, dtype=np.float64), CLIP, 1 - CLIP)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # delta: points closer than 0.5% of the range share one local fit (the speed-up
+        # statsmodels documents); the smooth moves by far less than that.
+        smooth = lowess(y, p, frac=FRAC, it=0, delta=0.005, return_sorted=False)
+    return float(np.mean(np.abs(np.clip(smooth, 0, 1) - p)))
+
+
+def calibration_fit(
+    y: np.ndarray, p: np.ndarray, *, level: float
+) -> dict[str, tuple[float, float, float]]:
+    """Calibration intercept and slope (as `calibration`), each with its Wald interval at
+    `level` from the logistic fit's standard error: (value, low, high)."""
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + level / 2))
+    out = {}
+    fits = zip(("calibration_intercept", "calibration_slope"), _logistic_fits(y, p), (0, 1))
+    for name, fit, i in fits:
+        value, se = float(fit.params[i]), float(fit.bse[i])
+        out[name] = (value, value - z * se, value + z * se)
+    return out
+
+
+def _logistic_fits(y: np.ndarray, p: np.ndarray) -> tuple[Any, Any]:
+    """The two logistic recalibrations of the outcome on logit(p): the intercept with the
+    slope fixed at 1 (an offset), and intercept and slope (statsmodels results)."""
+    import statsmodels.api as sm
 
     y = np.asarray(y, dtype=np.float64)
     p = np.clip(np.asarray(p, dtype=np.float64), CLIP, 1 - CLIP)
@@ -37,50 +78,9 @@ def calibration(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         # statsmodels warns and returns its last iterate, a large number, which is the
         # honest reading (far too spread out would be < 1, not this).
         warnings.simplefilter("ignore")
-        intercept = sm.GLM(y, np.ones_like(y), family=binomial, offset=logit).fit().params[0]
-        slope = sm.GLM(y, sm.add_constant(logit), family=binomial).fit().params[1]
-        # delta: points closer than 0.5% of the range share one local fit (the speed-up
-        # statsmodels documents); the smooth moves by far less than that.
-        smooth = lowess(y, p, frac=FRAC, it=0, delta=0.005, return_sorted=False)
-    return {
-        "calibration_intercept": float(intercept),
-        "calibration_slope": float(slope),
-        "ici": float(np.mean(np.abs(np.clip(smooth, 0, 1) - p))),
-    }
-
-
-def ici(y: np.ndarray, p: np.ndarray) -> float:
-    """The Integrated Calibration Index alone (as `calibration` computes it)."""
-    from statsmodels.nonparametric.smoothers_lowess import lowess
-
-    y = np.asarray(y, dtype=np.float64)
-    p = np.clip(np.asarray(p, dtype=np.float64), CLIP, 1 - CLIP)
-    smooth = lowess(y, p, frac=FRAC, it=0, delta=0.005, return_sorted=False)
-    return float(np.mean(np.abs(np.clip(smooth, 0, 1) - p)))
-
-
-def calibration_fit(
-    y: np.ndarray, p: np.ndarray, *, level: float
-) -> dict[str, tuple[float, float, float]]:
-    """Calibration intercept and slope (as `calibration`), each with its Wald interval at
-    `level` from the logistic fit's standard error: (value, low, high)."""
-    import statsmodels.api as sm
-    from scipy.stats import norm
-
-    y = np.asarray(y, dtype=np.float64)
-    p = np.clip(np.asarray(p, dtype=np.float64), CLIP, 1 - CLIP)
-    logit = np.log(p / (1 - p))
-    binomial = sm.families.Binomial()
-    z = float(norm.ppf(0.5 + level / 2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # as in `calibration`: separation
         intercept = sm.GLM(y, np.ones_like(y), family=binomial, offset=logit).fit()
         slope = sm.GLM(y, sm.add_constant(logit), family=binomial).fit()
-    out = {}
-    for name, fit, i in (("calibration_intercept", intercept, 0), ("calibration_slope", slope, 1)):
-        value, se = float(fit.params[i]), float(fit.bse[i])
-        out[name] = (value, value - z * se, value + z * se)
-    return out
+    return intercept, slope
 
 
 def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:

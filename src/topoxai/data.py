@@ -125,12 +125,11 @@ def find_missing(
     target: str,
     categorical: list[str],
     not_measured: list[str],
-    site: str | None = None,
 ) -> Missing:
     """Which rows miss a value: an empty cell, or a value <= 0 in a `not_measured` column
     (0 encodes "not measured" in the default table)."""
     require_columns(frame, not_measured)
-    numeric = [c for c in frame.columns if c not in (target, site) and c not in categorical]
+    numeric = [c for c in frame.columns if c != target and c not in categorical]
     if text := [c for c in not_measured if c not in numeric]:
         raise DataError(f"data.not_measured: {text[0]} is not a numeric column")
     parsed = parse_rows(frame, numeric, categorical, not_measured)
@@ -155,9 +154,9 @@ class Table:
         return drop_missing(self.frame, self.missing, mode)
 
     def take(self, rows: np.ndarray) -> "Table":
-        """The table of the rows at these positions."""
-        per_column = {c: int(n) for c, n in self.missing.per_column.items()}
-        missing = Missing(self.missing.rows[rows], per_column)
+        """The table of the rows at these positions (the per-column counts stay those of
+        the rows read)."""
+        missing = Missing(self.missing.rows[rows], self.missing.per_column)
         sites = None if self.sites is None else self.sites.take(rows)
         return Table(self.frame.take(rows), sites, missing)
 
@@ -196,11 +195,16 @@ def is_label(values: pd.Series, labels: tuple[str | int, ...]) -> np.ndarray:
     return out
 
 
+def learning_rows(missing: Missing, mode: str) -> np.ndarray:
+    """Per row, whether training learns from it under data.missing `mode`."""
+    return ~missing.rows if mode == "drop" else np.ones(len(missing.rows), bool)
+
+
 def drop_missing(frame: pd.DataFrame, missing: Missing, mode: str) -> pd.DataFrame:
     """The rows training learns from: all of them, or (data.missing: drop) the complete ones."""
     if mode != "drop":
-        return frame
-    kept = frame[~missing.rows]
+        return frame  # as it is: a mask of all rows would copy a 1M-row frame for nothing
+    kept = frame[learning_rows(missing, mode)]
     if kept.empty:
         raise DataError(
             f"no rows left after dropping those with a missing value "

@@ -49,7 +49,9 @@ def fetch(
 
     `site` names the column of each row's site (data.site): the table must have it, except
     the bundled seed table, which lacks its hospital column: that is recovered from the UCI
-    table shipped beside it and appended (topoxai.hospitals). Over HTTP, each attempt waits at most `timeout` seconds for any one answer from the
+    table shipped beside it and appended (topoxai.hospitals).
+
+    Over HTTP, each attempt waits at most `timeout` seconds for any one answer from the
     server, and the whole download, retries and their pauses included, ends by `deadline`.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)

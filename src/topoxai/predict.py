@@ -54,9 +54,7 @@ def predict(
     if strict and (first := domain.first_flag(frame, flags)):
         raise DataError(f"{first} (strict: every row must be inside the training data)")
     features = torch.as_tensor(spec.features(parsed), dtype=torch.float32)
-    with torch.no_grad():
-        logits = chunked_logits(model.net, features, progress=len(features) >= LARGE)
-        probability = torch.softmax(logits.double(), dim=1)[:, 1].numpy()
+    probability = positive_probability(model, features, progress=len(features) >= LARGE)
     if not np.isfinite(probability).all():
         i = int(np.argmax(~np.isfinite(probability)))
         raise ModelError(
@@ -101,6 +99,15 @@ def predict(
     return pd.DataFrame(columns, index=frame.index)
 
 
+def positive_probability(
+    model: Model, features: torch.Tensor, *, progress: bool = False
+) -> np.ndarray:
+    """The network's probability of the positive class for rows of features (float64)."""
+    with torch.no_grad():
+        logits = chunked_logits(model.net, features, progress=progress)
+        return torch.softmax(logits.double(), dim=1)[:, 1].numpy()
+
+
 def probability_column(spec: Preprocessor) -> str:
     """The name of predict's probability column: it says which class it is the probability of."""
     return f"P({spec.target}={spec.positive_class})"
@@ -118,7 +125,7 @@ def explain_rows(
     """
     if steps < 1:
         raise UserError(f"steps must be at least 1 (got {steps})")
-    features = _features(model, frame, warn=warn).numpy()
+    features = features_of(model, frame, warn=warn).numpy()
     spec = model.spec
     groups = attribution.feature_groups(spec)
     ig = attribution.integrated_gradients(
@@ -247,7 +254,7 @@ def _parse(model: Model, frame: pd.DataFrame, *, warn: bool) -> Parsed:
     return spec.parse(frame)
 
 
-def _features(model: Model, frame: pd.DataFrame, *, warn: bool) -> torch.Tensor:
+def features_of(model: Model, frame: pd.DataFrame, *, warn: bool) -> torch.Tensor:
     """The network's input for raw rows (float32), after the checks every scoring path makes."""
     features = model.spec.features(_parse(model, frame, warn=warn))
     return torch.as_tensor(features, dtype=torch.float32)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from topoxai.conformal import Conformal
 from topoxai.errors import DataError
 
 # Fewer rows than this are refused: an intercept from fewer has a standard error above 0.5
@@ -120,13 +121,11 @@ def conformal_rows(level: float) -> int:
 
 
 def recalibrate_sets(
-    conformal: Any, recalibration: Recalibration, y: np.ndarray, updated: np.ndarray
-) -> tuple[Any, str]:
+    conformal: Conformal, recalibration: Recalibration, y: np.ndarray, updated: np.ndarray
+) -> tuple[Conformal, str]:
     """The conformal calibration for the updated probabilities: per class, the site's rows of
     that class when it has enough of them (`conformal_rows`), else the model's own calibration
     scores carried through the recalibration (the same rows, their updated probabilities)."""
-    from topoxai.conformal import Conformal
-
     need = conformal_rows(conformal.level)
     scores, said = [], []
     for c, old in enumerate(conformal.scores):

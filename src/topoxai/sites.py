@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from topoxai.data import Table, read_table_of, shuffle_split
+from topoxai.data import Table, learning_rows, read_table_of, shuffle_split
 from topoxai.errors import DataError
 from topoxai.evaluate import CONFORMAL, MODELS, fold_arrays_of
 from topoxai.files import atomic_dir, json_text
@@ -135,8 +135,7 @@ def hold_out(table: Table, data: DataParams, *, seed: int) -> list[Held]:
             f"data.site: column {data.site} has {len(names)} site(s); holding each out and "
             "pooling them needs at least 3"
         )
-    learned = np.zeros(len(sites), bool)
-    learned[table.frame.index.get_indexer(table.learned(data.missing).index)] = True
+    learned = learning_rows(table.missing, data.missing)
     labels = table.frame[data.target].to_numpy()
     val_share = data.split[1] / (data.split[0] + data.split[1])
     out = []
@@ -188,9 +187,10 @@ def score_site(setup: Setup, held: Held) -> SiteResult:
         # weight of the distance was fitted on them.
         far = np.concatenate([distance.score(x_val), distance.score(x_test)])
         ood_auroc = roc_auc(np.r_[np.zeros(len(x_val)), np.ones(len(x_test))], far)
+    probability = {m: p[:, 1] for m, p in proba.items()}
     scores, effects = scores_with_intervals(
         y_test,
-        {m: p[:, 1] for m, p in proba.items()},
+        probability,
         level=setup.level,
         resamples=setup.resamples,
         seed=held.seed,
@@ -205,14 +205,13 @@ def score_site(setup: Setup, held: Held) -> SiteResult:
     }
     updates = update_effects(
         y_test,
-        proba["mlp"][:, 1],
+        probability["mlp"],
         (calibration_proba["mlp"], y_val),
         level=setup.level,
         sizes=setup.update_rows,
         draws=setup.update_draws,
         seed=held.seed,
     )
-    probability = {m: p[:, 1] for m, p in proba.items()}
     return SiteResult(held.site, y_test, probability, scores, effects, sets, ood_auroc, updates)
 
 

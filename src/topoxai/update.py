@@ -36,13 +36,10 @@ def update_model(model_dir: str | Path, rows: str | Path, out: str | Path) -> di
     """Write `out`: the model folder `model_dir` updated on the labelled rows of the CSV `rows`
     (the raw columns and the target). Returns the new card. DataError or ModelError, and
     nothing written, on bad input."""
-    import torch
-
+    from topoxai import ood
     from topoxai.artifacts import INITIAL, WEIGHTS, load_initial, load_model, save_model
-    from topoxai.conformal import Conformal
-    from topoxai.model import MLP, chunked_logits
-    from topoxai.ood import Distance
-    from topoxai.predict import read_rows
+    from topoxai.model import MLP
+    from topoxai.predict import features_of, positive_probability, read_rows
 
     model_dir, rows, out = Path(model_dir), Path(rows), Path(out)
     if out.resolve() == model_dir.resolve():
@@ -52,9 +49,8 @@ def update_model(model_dir: str | Path, rows: str | Path, out: str | Path) -> di
     frame = read_rows(rows, model)
     y = labels(frame, spec, str(rows))
     check_rows(y)
-    x = torch.as_tensor(spec.transform(frame), dtype=torch.float32)
-    with torch.no_grad():
-        p = torch.softmax(chunked_logits(model.net, x).double(), dim=1)[:, 1].numpy()
+    x = features_of(model, frame, warn=False)
+    p = positive_probability(model, x)
     recalibration = fit_recalibration(y, p)
     updated = recalibration.apply(p)
     notes: dict[str, Any] = {}
@@ -63,13 +59,13 @@ def update_model(model_dir: str | Path, rows: str | Path, out: str | Path) -> di
         conformal, notes["conformal"] = recalibrate_sets(conformal, recalibration, y, updated)
     distance = model.ood
     if distance is not None:
-        need = conformal_rows(1 - 0.05)
+        need = conformal_rows(1 - ood.ALPHA)
         if len(y) >= need:
             scores = np.sort(distance.score(x.numpy())).tolist()
-            distance = Distance(distance.location, distance.precision, scores)
+            distance = ood.Distance(distance.location, distance.precision, scores)
             notes["ood"] = f"recalibrated on the {len(y)} rows"
         else:
-            notes["ood"] = f"kept: {len(y)} rows, {need} needed to flag any row at 0.05"
+            notes["ood"] = f"kept: {len(y)} rows, {need} needed to flag any row at {ood.ALPHA:g}"
     net = MLP.from_architecture(model.card["architecture"])
     net.load_state_dict(fold_into(model.net.state_dict(), recalibration))
     initial = load_initial(model_dir, model.card).state_dict()
@@ -93,5 +89,4 @@ def update_model(model_dir: str | Path, rows: str | Path, out: str | Path) -> di
         "slope_se": None if recalibration.slope_se is None else round(recalibration.slope_se, 6),
         **notes,
     }
-    assert isinstance(conformal, Conformal | None)
     return save_model(out, net, spec, card, initial=initial, conformal=conformal, ood=distance)
