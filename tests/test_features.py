@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from topoxai.errors import DataError
-from topoxai.features import Preprocessor, categorical_block, fit_preprocessor
+from topoxai.features import (
+    SPELLINGS_CACHED,
+    Preprocessor,
+    categorical_block,
+    categorical_codes,
+    fit_preprocessor,
+)
 
 
 def test_fit_preprocessor_learns_train_statistics_and_transform_standardizes(frame):
@@ -36,6 +42,20 @@ def test_categories_take_one_spelling():
     assert categorical_block(frame, "c").tolist() == [*canonical, long_code]
     floats = pd.DataFrame({"c": [0.0, 1.0, 0.1]})  # rows passed to predict() from Python
     assert categorical_block(floats, "c").tolist() == ["0", "1", "0.1"]
+
+
+def test_spellings_are_the_same_looked_up_or_computed():
+    """Columns of few distinct texts have their spellings cached: a row at a time (as a
+    server scores), each is spelled as within a column too varied to be cached."""
+    spelled = ["0.0", " 0 ", "+0", "1e3", "1.50", " M ", "nan", "inf", "", "  ", "007"]
+    varied = [*spelled, *(f"x{i}" for i in range(SPELLINGS_CACHED))]
+    assert len(varied) > SPELLINGS_CACHED
+    together = categorical_codes(pd.DataFrame({"c": varied}), "c", missing_ok=True)
+    for i, value in enumerate(spelled):
+        codes, text = categorical_codes(pd.DataFrame({"c": [value]}), "c", missing_ok=True)
+        expected = together[1][together[0][i]] if together[0][i] >= 0 else None
+        assert (text[codes[0]] if codes[0] >= 0 else None) == expected, value
+        assert not text.flags.writeable  # shared by every later call
 
 
 def test_category_columns_read_as_their_text():

@@ -15,7 +15,7 @@ estimates; a narrower range would flag, by construction, rows like those it lear
 import numpy as np
 import pandas as pd
 
-from topoxai.features import Parsed, Preprocessor, line_of, per_row
+from topoxai.features import Parsed, Preprocessor, index_in, line_of, per_row
 
 # Every flag of a value not measured says so in these words.
 MISSING_REASON = "not measured, scored as"
@@ -54,7 +54,7 @@ def flags_of(spec: Preprocessor, parsed: Parsed) -> np.ndarray:
         _add(flags, rows, [
             f"{column} empty: {MISSING_REASON} {mode!r} (the training rows' most frequent)"
         ] * len(rows))  # fmt: skip
-        unknown = pd.Index(known, dtype=object).get_indexer(pd.Index(text)) < 0
+        unknown = index_in(known, text) < 0
         rows = np.flatnonzero(per_row(codes, unknown, False))
         _add(flags, rows, [
             f"{column}={text[codes[i]]!r}: a category training never saw "

@@ -5,6 +5,7 @@ plain JSON file: the preprocess stage fits it, training reads its output, predic
 re-applies it to raw rows.
 """
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -96,7 +97,7 @@ class Preprocessor:
         ):
             # Each distinct text's column among `cats` (-1: unknown), then each row's; an
             # empty cell (code -1) is the training rows' most frequent category.
-            known = pd.Index(cats, dtype=object).get_indexer(pd.Index(text))
+            known = index_in(cats, text)
             position = per_row(codes, known, cats.index(mode))
             out[:, start : start + len(cats)] = position[:, None] == np.arange(len(cats))
             start += len(cats)
@@ -220,6 +221,13 @@ def parse_rows(
     return Parsed(values, missing, codes, text)
 
 
+def index_in(known: list[str], text: np.ndarray) -> np.ndarray:
+    """Each text's position in `known`, -1 where it is not there (a few distinct texts: a
+    dict beats a pandas index by a millisecond a call, the cost of a served row)."""
+    position = {value: i for i, value in enumerate(known)}
+    return np.array([position.get(t, -1) for t in text.tolist()], dtype=np.intp)
+
+
 def per_row(codes: np.ndarray, per_code: np.ndarray, missing: Any) -> np.ndarray:
     """Each row's value from `per_code[code]`, and `missing` where the code is -1 (an empty
     cell). A column empty in every row has no codes at all: indexing `per_code` with -1
@@ -304,8 +312,8 @@ def numeric_block(
     out = np.empty((len(frame), len(columns)))
     for j, column in enumerate(columns):
         raw = frame[column]
-        values = pd.to_numeric(raw, errors="coerce")
-        bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        bad = ~np.isfinite(values)  # empty, not a number, or infinite
         if missing_ok and bad.any():
             bad &= ~_missing_cells(raw)
         if bad.any():
@@ -318,7 +326,7 @@ def numeric_block(
             else:
                 what = f"{cell!r}"
             raise DataError(f"column {column}, {line_of(frame, i)}: {what} is not a number")
-        out[:, j] = values.to_numpy(dtype=float, na_value=np.nan)
+        out[:, j] = values
     return out
 
 
@@ -354,23 +362,40 @@ def categorical_codes(
     raw = frame[column]
     if isinstance(raw.dtype, pd.CategoricalDtype):
         # As read_table reads categorical columns: pandas already coded the rows (-1: empty).
-        codes, distinct = raw.cat.codes.to_numpy(), raw.cat.categories.astype(str)
+        codes, texts = raw.cat.codes.to_numpy(), raw.cat.categories.astype(str)
     else:
-        codes, distinct = pd.factorize(raw.astype(str))
-    text = pd.Series(distinct, dtype=object).str.strip()
-    empty = raw.isna().to_numpy() | per_row(codes, (text == "").to_numpy(), True)
+        codes, texts = pd.factorize(raw.astype(str))
+    distinct = tuple(texts.tolist())
+    # A served request holds a row or a few, spelled as the last one was: the spelling of its
+    # handful of texts is looked up, not recomputed through a dozen pandas operations.
+    text, blank = (_spelled if len(distinct) <= SPELLINGS_CACHED else _spell)(distinct)
+    empty = raw.isna().to_numpy() | per_row(codes, blank, True)
     if missing_ok:
         codes = np.where(empty, -1, codes)
     elif empty.any():
         i = int(np.argmax(empty))
         raise DataError(f"column {column}, {line_of(frame, i)}: an empty value")
+    return codes, text
+
+
+def _spell(distinct: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct text's spelling (categorical_block) and whether it is blank; read-only."""
+    text = pd.Series(distinct, dtype=object).str.strip()
+    blank = (text == "").to_numpy()
     number = pd.to_numeric(text, errors="coerce").astype(float)  # NaN where not a number
     # From 2**53 on, floats skip integers: long numeric codes keep their own text.
     whole = (number % 1 == 0) & (number.abs() < 2**53)
     fraction = np.isfinite(number) & (number % 1 != 0)
     text = text.mask(whole, number.where(whole, 0).astype(np.int64).astype(str))
     text = text.mask(fraction, number.astype(str))  # the shortest text that reads back the same
-    return codes, text.to_numpy(dtype=object)
+    out = text.to_numpy(dtype=object)
+    out.flags.writeable = blank.flags.writeable = False  # shared by every caller of the cache
+    return out, blank
+
+
+# Columns with at most this many distinct texts have their spellings cached (categories do).
+SPELLINGS_CACHED = 64
+_spelled = functools.lru_cache(maxsize=4096)(_spell)
 
 
 def line_of(frame: pd.DataFrame, position: int) -> str:
