@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the venv's without asking for `activate`.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install run verify test test-slow test-floors test-full lint clean plots compare grid agent-run
+.PHONY: help install run serve verify test test-slow test-floors test-full lint clean plots compare grid agent-run
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c '$(PY_OK)' 2>/dev/null || { echo "error: topoxai needs Python >= 3.11;\
 	 $(PYTHON) is $$($(PYTHON) --version 2>&1): run make PYTHON=python3.11 (or newer)" >&2; exit 1; }
 	$(BIN)/python -c '$(PY_OK)' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[pipeline,dev,clearml]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[pipeline,dev,clearml,serve]'
 	touch $@
 
 install: $(STAMP)  ## create .venv and install the project (only when missing or outdated)
@@ -34,6 +34,10 @@ run: $(STAMP)  ## run the pipeline (dvc repro), print the cross-validated result
 	@topoxai results
 	@$(MAKE) --no-print-directory compare STAMP=
 	@topoxai verify || true  # the verdict on a changed dvc.lock; `make verify` fails on it
+
+# The model `make run` trained, at http://127.0.0.1:8000 (docs/serve.md); Ctrl-C stops it.
+serve: $(STAMP)  ## serve models/ over HTTP on 127.0.0.1:8000: a page at /, POST /predict
+	topoxai serve --model models
 
 REV ?= HEAD
 verify: $(STAMP)  ## after `make run`: does it reproduce REV (default HEAD)? Metrics within tolerance
@@ -57,7 +61,7 @@ FLOORS := .venv-floors
 test-floors: $(STAMP)  ## the fast tests on pyproject.toml's version floors (CI runs it)
 	rm -rf $(FLOORS) && $(PYTHON) -m venv $(FLOORS)
 	$(BIN)/python .ci/floors.py > $(FLOORS)/floors.txt
-	$(FLOORS)/bin/python -m pip install --quiet --constraint $(FLOORS)/floors.txt --editable '.[pipeline,dev]'
+	$(FLOORS)/bin/python -m pip install --quiet --constraint $(FLOORS)/floors.txt --editable '.[pipeline,dev,serve]'
 	$(FLOORS)/bin/python -m pytest -n $(TEST_JOBS) -m 'not slow' -p no:cacheprovider
 
 test-full: $(STAMP)  ## all tests, the slow end-to-end ones included

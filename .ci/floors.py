@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-requirements = project["dependencies"] + project["optional-dependencies"]["pipeline"]
+extras = project["optional-dependencies"]
+requirements = project["dependencies"] + extras["pipeline"] + extras["serve"]
 pinned = dict(
     re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / "constraints.txt").read_text(), re.M)
 )

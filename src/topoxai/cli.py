@@ -2,18 +2,21 @@
 
 import argparse
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from topoxai import version
 from topoxai.errors import UserError, run_main
 
+# The serve command's defaults, kept here so that --help needs no web framework.
+MAX_BODY = 16 * 2**20
+TOKEN_ENV = "TOPOXAI_TOKEN"
 TOP = 3  # features per row with --explain: the ones that moved it most, readable in one line
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="topoxai", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("predict", help="score raw patient rows with a trained model")
     p.add_argument(
@@ -52,6 +55,23 @@ def main(argv: list[str] | None = None) -> None:
         "--input", type=Path, required=True, help="CSV of the site's rows: raw columns and target"
     )
     u.add_argument("--output", type=Path, required=True, help="the updated model folder to write")
+    w = commands.add_parser(
+        "serve",
+        help="serve a model folder over HTTP: /predict, /model, /health, /ready, a page at / "
+        f"(needs the serve extra; ${TOKEN_ENV} set: every scoring route wants it)",
+    )
+    w.add_argument(
+        "--model", type=Path, default=Path("models"), help="model folder (default: models)"
+    )
+    w.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )  # fmt: skip
+    w.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    w.add_argument(
+        "--max-body", type=int, default=MAX_BODY, metavar="BYTES",
+        help=f"refuse larger request bodies with 413 (default {MAX_BODY:,})",
+    )  # fmt: skip
     s = commands.add_parser(
         "show", help="check a model folder and print its card, one line per entry"
     )
@@ -88,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         run_main(lambda: _check_params(args.params))
     elif args.command == "show":
         run_main(lambda: _show(args.model))
+    elif args.command == "serve":
+        run_main(lambda: _serve(args))
     elif args.command == "update":
         run_main(lambda: _update(args.model, args.input, args.output))
     elif args.command == "results":
@@ -98,11 +120,19 @@ def main(argv: list[str] | None = None) -> None:
         run_main(lambda: _predict(args))
 
 
-def _version() -> str:
+def _serve(args: argparse.Namespace) -> None:
     try:
-        return metadata.version("topoxai")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
+        from topoxai.serve import serve
+    except ImportError as err:
+        raise UserError(
+            f"topoxai serve needs the serve extra ({err.name} is missing): "
+            "pip install 'topoxai[serve]' (make install has it)"
+        ) from None
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be from 0 to 65535 (got {args.port})")
+    if args.max_body < 1:
+        raise UserError(f"--max-body must be at least 1 byte (got {args.max_body})")
+    serve(args.model, host=args.host, port=args.port, max_body=args.max_body)
 
 
 def _update(model: Path, rows: Path, out: Path) -> None:

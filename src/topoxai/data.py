@@ -6,6 +6,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,12 @@ class Missing:
     per_column: dict[str, int]  # rows missing each column's value (a row may count twice)
 
 
-def read_table(source: str | Path, *, categorical: list[str]) -> pd.DataFrame:
-    """Raw rows from a CSV file (`-`: stdin), read the same way for training and prediction."""
+def read_table(
+    source: str | Path | IO[bytes], *, categorical: list[str], name: str | None = None
+) -> pd.DataFrame:
+    """Raw rows from a CSV file (`-`: stdin), read the same way for training and prediction;
+    `source` may be an open binary file, called `name` in messages."""
+    name = name or str(source)
     try:
         with warnings.catch_warnings():
             # pandas reads a long file in chunks and warns when a column's type differs
@@ -57,13 +62,13 @@ def read_table(source: str | Path, *, categorical: list[str]) -> pd.DataFrame:
                 na_values=[""],
             )
     except FileNotFoundError:
-        raise DataError(f"{source}: no such file") from None
+        raise DataError(f"{name}: no such file") from None
     except (IsADirectoryError, PermissionError) as err:
-        raise DataError(f"{source}: cannot read it ({err.strerror})") from None
+        raise DataError(f"{name}: cannot read it ({err.strerror})") from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"{source}: the input is empty") from None
+        raise DataError(f"{name}: the input is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{source}: not a readable CSV ({str(err).splitlines()[0]})") from None
+        raise DataError(f"{name}: not a readable CSV ({str(err).splitlines()[0]})") from None
 
 
 def read_raw(

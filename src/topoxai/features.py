@@ -21,6 +21,9 @@ from topoxai.errors import DataError
 FORMAT_VERSION = 3
 SPEC_FILE = "preprocess.json"  # beside the processed splits, and in the model folder
 MISSING_MODES = ("drop", "impute", "indicator")
+# The index name of rows that came as a JSON array of records (topoxai.serve): a message
+# names "record 3", not a line of a file.
+RECORD = "record"
 # How a missing value is written in a numeric cell besides an empty one (pandas writes NaN).
 MISSING_WORDS = ("nan",)
 
@@ -312,7 +315,10 @@ def numeric_block(
     out = np.empty((len(frame), len(columns)))
     for j, column in enumerate(columns):
         raw = frame[column]
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        numbers = (
+            raw if pd.api.types.is_numeric_dtype(raw.dtype) else pd.to_numeric(raw, errors="coerce")
+        )
+        values = numbers.to_numpy(dtype=float, na_value=np.nan)
         bad = ~np.isfinite(values)  # empty, not a number, or infinite
         if missing_ok and bad.any():
             bad &= ~_missing_cells(raw)
@@ -362,14 +368,15 @@ def categorical_codes(
     raw = frame[column]
     if isinstance(raw.dtype, pd.CategoricalDtype):
         # As read_table reads categorical columns: pandas already coded the rows (-1: empty).
-        codes, texts = raw.cat.codes.to_numpy(), raw.cat.categories.astype(str)
+        codes, values = raw.cat.codes.to_numpy(), raw.cat.categories
     else:
-        codes, texts = pd.factorize(raw.astype(str))
-    distinct = tuple(texts.tolist())
+        # Values, not their text, are told apart: 1 and "1" get two codes and one spelling.
+        codes, values = pd.factorize(raw)  # code -1: NaN or None
+    distinct = tuple(str(v) for v in values.tolist())
     # A served request holds a row or a few, spelled as the last one was: the spelling of its
     # handful of texts is looked up, not recomputed through a dozen pandas operations.
     text, blank = (_spelled if len(distinct) <= SPELLINGS_CACHED else _spell)(distinct)
-    empty = raw.isna().to_numpy() | per_row(codes, blank, True)
+    empty = per_row(codes, blank, True)
     if missing_ok:
         codes = np.where(empty, -1, codes)
     elif empty.any():
@@ -400,8 +407,11 @@ _spelled = functools.lru_cache(maxsize=4096)(_spell)
 
 def line_of(frame: pd.DataFrame, position: int) -> str:
     """Where a row came from: frames read from CSV keep the default index, so line = index +
-    2; a frame indexed otherwise (patient IDs, say, in the Python API) names the row's label."""
+    2; rows sent as JSON records (an index named RECORD) are counted from 0, as JSON counts;
+    a frame indexed otherwise (patient IDs, say, in the Python API) names the row's label."""
     label = frame.index[position]
+    if frame.index.name == RECORD:
+        return f"record {label}"
     if isinstance(frame.index, pd.RangeIndex) or isinstance(label, int | np.integer):
         return f"line {label + 2}"
     return f"row {label!r}"

@@ -2,7 +2,9 @@
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +38,24 @@ def predict(
     threshold: float = 0.5,
     warn: bool = True,
     strict: bool = False,
+    notes: list[str] | None = None,
 ) -> pd.DataFrame:
+    """`predict_columns` as a frame with the rows' index."""
+    columns = predict_columns(
+        model, frame, threshold=threshold, warn=warn, strict=strict, notes=notes
+    )
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def predict_columns(
+    model: Model,
+    frame: pd.DataFrame,
+    *,
+    threshold: float = 0.5,
+    warn: bool = True,
+    strict: bool = False,
+    notes: list[str] | None = None,
+) -> dict[str, np.ndarray]:
     """The positive class's probability (column `probability_column(model.spec)`), the
     predicted label, the conformal set at the card's level with each label's conformal
     p-value (topoxai.conformal), and the row's domain flags ("" inside the training data's
@@ -45,11 +64,12 @@ def predict(
     Rows go through exactly the preprocess stage's transform; unknown categories become
     all-zero one-hot columns, the same rule training applied to its validation and test rows.
     A flagged row is scored all the same; `strict` refuses the frame instead (DataError
-    naming the first flagged row). `warn` prints notes on stderr; the flags are returned
-    either way.
+    naming the first flagged row). `warn` prints notes on stderr, or appends them to `notes`
+    when given (a server's requests each keep their own); the flags are returned either way.
     """
     spec = model.spec
-    parsed = _parse(model, frame, warn=warn)  # once, for the features and the flags
+    tell = _teller(warn, notes)
+    parsed = _parse(model, frame, tell=tell)  # once, for the features and the flags
     flags = domain.flags_of(spec, parsed)
     if strict and (first := domain.first_flag(frame, flags)):
         raise DataError(f"{first} (strict: every row must be inside the training data)")
@@ -61,17 +81,16 @@ def predict(
             f"{line_of(frame, i)}: the model's output is not a number "
             f"({flags[i] or 'the weights or the values are out of float range'})"
         )
-    if warn and (update := model.card.get("update")):
+    if update := model.card.get("update"):
         rows = sum(update["rows"]["per_class"])
-        print(
+        tell(
             f"note: scoring with a model updated on {rows} rows of {update['rows']['file']} "
-            f"({update['method']}; docs/update.md)",
-            file=sys.stderr,
+            f"({update['method']}; docs/update.md)"
         )
-    if warn and (note := domain.summary(flags)):
-        print(note, file=sys.stderr)
-    if warn and (note := domain.missing_summary(parsed)):
-        print(note, file=sys.stderr)
+    if note := domain.summary(flags):
+        tell(note)
+    if note := domain.missing_summary(parsed):
+        tell(note)
     negative, positive = spec.classes
     columns = {
         probability_column(spec): probability,
@@ -87,16 +106,15 @@ def predict(
         p_value = model.ood.p_values(model.ood.score(features.numpy()))
         columns["ood_p_value"] = p_value
         columns["ood_flag"] = p_value < ood.ALPHA
-        if warn and (unusual := int(columns["ood_flag"].sum())):
+        if unusual := int(columns["ood_flag"].sum()):
             rows = f"{unusual} of {len(frame)} row{'s' * (len(frame) != 1)}"
-            print(
+            tell(
                 f"note: {rows} {'has' if unusual == 1 else 'have'} an ood p-value below "
                 f"{ood.ALPHA:g} (so do about 1 in 20 patients like the training ones): "
-                "see ood_flag",
-                file=sys.stderr,
+                "see ood_flag"
             )
     columns["flags"] = flags
-    return pd.DataFrame(columns, index=frame.index)
+    return columns
 
 
 def positive_probability(
@@ -151,6 +169,13 @@ def baseline_probability(model: Model) -> float:
 def top_contributions(
     contributions: pd.DataFrame, frame: pd.DataFrame, model: Model, top: int
 ) -> pd.DataFrame:
+    """`top_columns` as a frame with the contributions' index."""
+    return pd.DataFrame(top_columns(contributions, frame, model, top), index=contributions.index)
+
+
+def top_columns(
+    contributions: pd.DataFrame, frame: pd.DataFrame, model: Model, top: int
+) -> dict[str, np.ndarray]:
     """Per row, the `top` features with the largest |contribution| (ties: the model's order),
     as topK_feature, topK_value (the row's raw value), topK_contribution, then the rest's sum
     as other_contribution."""
@@ -172,7 +197,7 @@ def top_contributions(
         table[f"top{k + 1}_value"] = shown[:, k]
         table[f"top{k + 1}_contribution"] = chosen[:, k].round(DECIMALS)
     table["other_contribution"] = (scores.sum(axis=1) - chosen.sum(axis=1)).round(DECIMALS)
-    return pd.DataFrame(table, index=contributions.index)
+    return table
 
 
 def _categories_or_empty(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -190,10 +215,33 @@ def predict_csv(
     explain: int | None = None,
     strict: bool = False,
 ) -> pd.DataFrame:
-    """Read a CSV of raw rows (`-` for stdin) and return id columns (or `row`) + predictions,
-    then, with `explain=N`, the baseline's probability and each row's N top contributions."""
+    """Read a CSV of raw rows (`-` for stdin) and return what `topoxai predict` writes
+    (`table_columns`) as a frame."""
     model = load_model(model_dir)
     frame = read_rows(source, model)
+    return pd.DataFrame(
+        table_columns(
+            model, frame, threshold=threshold, id_columns=id_columns, explain=explain, strict=strict
+        )
+    )
+
+
+def table_columns(
+    model: Model,
+    frame: pd.DataFrame,
+    *,
+    threshold: float = 0.5,
+    id_columns: list[str] | None = None,
+    explain: int | None = None,
+    strict: bool = False,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    """The columns `topoxai predict` writes, by name: id columns (or `row`), predictions,
+    then, with `explain=N`, the baseline's probability and each row's N top contributions.
+
+    Columns, not a frame: a served row's answer is a few values, and building a frame of
+    them costs more than scoring it.
+    """
     if id_columns and (missing := [c for c in id_columns if c not in frame.columns]):
         raise DataError(f"--id column {missing[0]} is not in the input")
     if id_columns and (twice := [c for i, c in enumerate(id_columns) if c in id_columns[:i]]):
@@ -203,14 +251,15 @@ def predict_csv(
     if id_columns and (clash := [c for c in id_columns if c in _output_names(model, explain)]):
         # A CSV with two columns of one name is read back wrongly.
         raise UserError(f"--id {clash[0]}: the output has a column of that name already")
-    result = predict(model, frame, threshold=threshold, strict=strict)
-    parts = [frame[id_columns] if id_columns else pd.DataFrame({"row": frame.index}), result]
+    ids = (
+        {c: frame[c].array for c in id_columns} if id_columns else {"row": np.asarray(frame.index)}
+    )
+    table = ids | predict_columns(model, frame, threshold=threshold, strict=strict, notes=notes)
     if explain is not None:
         contributions = explain_rows(model, frame, warn=False)  # predict gave the notes
-        baseline = pd.Series(baseline_probability(model), index=frame.index)
-        parts += [baseline.rename("baseline_probability").to_frame(),
-                  top_contributions(contributions, frame, model, explain)]  # fmt: skip
-    return pd.concat([p.reset_index(drop=True) for p in parts], axis=1)
+        table["baseline_probability"] = np.full(len(frame), baseline_probability(model))
+        table |= top_columns(contributions, frame, model, explain)
+    return table
 
 
 def _output_names(model: Model, explain: int | None) -> list[str]:
@@ -242,31 +291,33 @@ def _check_top(top: int, features: int) -> None:
         raise UserError(f"--top must be from 1 to {features}, the model's raw features (got {top})")
 
 
-def _parse(model: Model, frame: pd.DataFrame, *, warn: bool) -> Parsed:
+def _parse(model: Model, frame: pd.DataFrame, *, tell: Callable[[str], None]) -> Parsed:
     """Raw rows read once, after the checks every scoring path makes."""
     spec = model.spec
     if len(spec.classes) != 2:
         raise ModelError(f"predict supports two-class models; this one has {spec.classes}")
     if frame.empty:
         raise DataError("the input has no rows")
-    if warn:
-        _warn_about(frame, model)
+    # Unknown categories are not noted here: they are flagged, row by row.
+    used = {*spec.numeric, *spec.categorical}
+    if extra := [c for c in frame.columns if c not in used]:
+        tell(f"note: ignoring columns not used by the model: {', '.join(map(str, extra))}")
     return spec.parse(frame)
 
 
 def features_of(model: Model, frame: pd.DataFrame, *, warn: bool) -> torch.Tensor:
     """The network's input for raw rows (float32), after the checks every scoring path makes."""
-    features = model.spec.features(_parse(model, frame, warn=warn))
+    features = model.spec.features(_parse(model, frame, tell=_teller(warn, None)))
     return torch.as_tensor(features, dtype=torch.float32)
 
 
-def _warn_about(frame: pd.DataFrame, model: Model) -> None:
-    # Unknown categories are not noted here: they are flagged, row by row.
-    spec = model.spec
-    used = {*spec.numeric, *spec.categorical}
-    extra = [c for c in frame.columns if c not in used]
-    if extra:
-        print(f"note: ignoring columns not used by the model: {', '.join(extra)}", file=sys.stderr)
+def _teller(warn: bool, notes: list[str] | None) -> Callable[[str], None]:
+    """Where notes go: `notes` when given, else stderr; nowhere without `warn`."""
+    if not warn:
+        return lambda _: None
+    if notes is not None:
+        return notes.append
+    return lambda note: print(note, file=sys.stderr)
 
 
 def for_spreadsheets(table: pd.DataFrame) -> pd.DataFrame:
