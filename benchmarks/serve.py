@@ -21,9 +21,11 @@ Then measures, with an asyncio client (httpx) that stops by itself:
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -72,7 +74,7 @@ def main() -> None:
     raw = pd.read_csv(args.raw)[COLUMNS]
     one = json.loads(raw.head(1).to_json(orient="records"))
     model = load_model(args.model)
-    features = model.spec.transform(raw.head(1)).astype("float32").tolist()
+    features = {"rows": model.spec.transform(raw.head(1)).astype("float32").tolist()}
 
     print(f"predict, one row in-process: {in_process_ms(model, raw.head(1)):.2f} ms median")
     print("\none row per request (loopback):")
@@ -192,14 +194,29 @@ def rows_per_second(url: str, body: bytes, n: int) -> float:
 SERVER_PID = [0]
 
 
+def ready(url: str) -> None:
+    """Wait for GET /health to answer 200: LitServe listens before its workers are up."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url}: not ready after 120 s")
+
+
 @contextmanager
 def launched(cmd: list[str], pattern: str) -> Iterator[str]:
     """A server process, until its log names its URL; stopped on the way out."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("TOPOXAI_TOKEN", None)
+    # A session of its own: LitServe's worker processes are stopped with it.
     process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
     assert process.stdout is not None
     deadline = time.monotonic() + 120
     for line in process.stdout:
@@ -213,20 +230,23 @@ def launched(cmd: list[str], pattern: str) -> Iterator[str]:
         process.kill()
         raise SystemExit(f"{cmd[:4]}: the server did not start")
     SERVER_PID[0] = process.pid
+    ready(found.group(1))
     # The access log, a line per request, is read and dropped: a full pipe would stop it.
     drain = subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
     try:
         yield found.group(1)
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # any worker left behind
         drain.wait(timeout=30)
 
 
 @contextmanager
 def topoxai_server(model: Path) -> Iterator[str]:
     cmd = [sys.executable, "-m", "topoxai.cli", "serve", "--model", str(model), "--port", "0"]
-    with launched(cmd, r"running on (http://127\.0\.0\.1:\d+)") as url:
+    with launched(cmd, r"on (http://127\.0\.0\.1:\d+)") as url:
         yield url
 
 
@@ -236,7 +256,7 @@ def floor_server(kind: str):  # type: ignore[no-untyped-def]
         port = free_port()
         cmd = [sys.executable, __file__, "--floor-app", kind, "--model", str(model),
                "--port", str(port)]  # fmt: skip
-        with launched(cmd, r"running on (http://127\.0\.0\.1:\d+)") as url:
+        with launched(cmd, r"on (http://127\.0\.0\.1:\d+)") as url:
             yield url
 
     return launch
@@ -252,46 +272,61 @@ def free_port() -> int:
 
 def serve_floor(model_dir: Path, kind: str, port: int) -> None:
     """The forward pass alone, behind the same stack: features in, probabilities out."""
-    import torch
+    if kind == "litserve":
+        server = litserve.LitServer(LitForward(model_dir), accelerator="cpu")
+        server.run(port=port, host="127.0.0.1", generate_client_file=False)
+        return
+    import uvicorn
+    from fastapi import FastAPI, Request
+    from starlette.concurrency import run_in_threadpool
 
     net = load_model(model_dir).net
+    app = FastAPI()
 
-    def forward(rows: list[list[float]]) -> list[float]:
-        with torch.no_grad():
-            logits = net(torch.tensor(rows, dtype=torch.float32))
-            return torch.softmax(logits.double(), dim=1)[:, 1].tolist()
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
 
-    if kind == "fastapi":
-        import uvicorn
-        from fastapi import FastAPI, Request
+    @app.post("/predict")
+    async def predict(request: Request) -> dict[str, list[float]]:
+        rows = json.loads(await request.body())["rows"]
+        return {"probability": await run_in_threadpool(forward, net, rows)}
 
-        app = FastAPI()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", access_log=False)
 
-        @app.post("/predict")
-        async def predict(request: Request) -> dict[str, list[float]]:
-            from starlette.concurrency import run_in_threadpool
 
-            rows = json.loads(await request.body())
-            return {"probability": await run_in_threadpool(forward, rows)}
+def forward(net, rows: list[list[float]]) -> list[float]:  # type: ignore[no-untyped-def]
+    import torch
 
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", access_log=False)
-    else:
-        import litserve as ls
+    with torch.no_grad():
+        logits = net(torch.tensor(rows, dtype=torch.float32))
+        return torch.softmax(logits.double(), dim=1)[:, 1].tolist()
 
-        class Forward(ls.LitAPI):  # type: ignore[misc]
-            def setup(self, device: str) -> None:
-                pass
 
-            def decode_request(self, request: list[list[float]]) -> list[list[float]]:
-                return request
+try:  # LitServe is not a dependency: --litserve compares with it where it is installed
+    import litserve
 
-            def predict(self, rows: list[list[float]]) -> list[float]:
-                return forward(rows)
+    class LitForward(litserve.LitAPI):  # type: ignore[misc]
+        """The forward pass as a LitServe API (module level: its workers are spawned)."""
 
-            def encode_response(self, output: list[float]) -> dict[str, list[float]]:
-                return {"probability": output}
+        def __init__(self, model_dir: Path) -> None:
+            super().__init__()
+            self.model_dir = model_dir
 
-        ls.LitServer(Forward(), accelerator="cpu").run(port=port, host="127.0.0.1")
+        def setup(self, device: str) -> None:
+            self.net = load_model(self.model_dir).net
+
+        def decode_request(self, request: dict) -> list[list[float]]:  # type: ignore[type-arg]
+            return request["rows"]
+
+        def predict(self, rows: list[list[float]]) -> list[float]:
+            return forward(self.net, rows)
+
+        def encode_response(self, output: list[float]) -> dict[str, list[float]]:
+            return {"probability": output}
+
+except ImportError:
+    litserve = None
 
 
 def rss_mb(pid: int) -> float:

@@ -21,7 +21,8 @@ import pytest
 
 from topoxai.predict import for_spreadsheets
 
-pytest.importorskip("fastapi", reason="topoxai serve needs the serve extra")
+# topoxai serve needs the serve extra (FastAPI, uvicorn): without it, these tests skip.
+INLINE_BYTES = pytest.importorskip("topoxai.serve").INLINE_BYTES
 
 LIMIT = 200_000  # the test servers' --max-body
 TOKEN = "s3cret-token"
@@ -72,7 +73,7 @@ def start(model: Path, *args: str, env: dict[str, str] | None = None) -> Iterato
     log: list[str] = []  # uvicorn logs to stderr, its access log to stdout: both
     for line in process.stdout:  # until uvicorn says where it listens (port 0: a free one)
         log.append(line)
-        if found := re.search(r"running on (http://127\.0\.0\.1:\d+)", line):
+        if found := re.search(r"on (http://127\.0\.0\.1:\d+)", line):
             break
     else:
         raise AssertionError("the server did not start:\n" + "".join(log))
@@ -96,12 +97,12 @@ def guarded(small_run: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def rows(small_run: Path) -> pd.DataFrame:
-    """Forty raw rows of the test split, the model's columns only, the last with a value not
-    measured."""
+    """120 raw rows of the test split, the model's columns only, the last with a value not
+    measured: as JSON over serve.INLINE_BYTES (scored in a worker thread), as CSV under."""
     expected = pd.read_csv(small_run / "reports/train/test_predictions.csv")
     raw = pd.read_csv(small_run / "data/raw/heart.csv").iloc[expected["row"]][COLUMNS]
     unmeasured = raw[raw["Cholesterol"] == 0].head(1)
-    return pd.concat([raw.head(39), unmeasured], ignore_index=True)
+    return pd.concat([raw.head(119), unmeasured], ignore_index=True)
 
 
 def cli(model: Path, csv: Path, *args: str) -> tuple[str, list[str]]:
@@ -121,6 +122,7 @@ def test_predictions_are_the_commands_byte_for_byte(server, small_run, rows, tmp
     """JSON records and a CSV body give `topoxai predict`'s columns and numbers: the JSON
     answer written as the command writes CSV, and the CSV answer, are its output exactly."""
     rows.to_csv(tmp_path / "in.csv", index=False)
+    assert len(json.dumps(records(rows))) > INLINE_BYTES > (tmp_path / "in.csv").stat().st_size
     expected, notes = cli(small_run / "models", tmp_path / "in.csv", *explain)
     query = "?explain=true&top=4" if explain else ""
     status, answer = server.score(records(rows), query)
@@ -158,8 +160,9 @@ def test_health_ready_and_the_models_card(server, small_run):
 def test_the_token_guards_every_scoring_route(guarded, rows):
     one = records(rows.head(1))
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
-        status, answer = guarded.score(one, headers=headers)
-        assert status == 401 and "Authorization: Bearer" in answer["error"]
+        status, response, body = guarded.call("/predict", json.dumps(one).encode(), headers=headers)
+        assert status == 401 and response["www-authenticate"] == "Bearer"
+        assert "Authorization: Bearer" in json.loads(body)["error"]
         assert guarded.call("/model", headers=headers)[0] == 401
     good = {"Authorization": f"Bearer {TOKEN}"}
     assert guarded.score(one, headers=good)[0] == 200
@@ -321,6 +324,17 @@ def test_a_bad_model_folder_stops_the_server_before_it_listens(tmp_path):
         f"error: {tmp_path / 'models/model.json'}: not found; is {tmp_path / 'models'} a model "
         "folder from the train stage?"
     ]
+
+
+def test_a_port_in_use_stops_the_server_with_one_line(server, small_run):
+    port = server.url.rsplit(":", 1)[1]
+    cmd = [sys.executable, "-m", "topoxai.cli", "serve", "--model", str(small_run / "models")]
+    result = subprocess.run([*cmd, "--port", port], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: 127.0.0.1:{port}: cannot listen there (Address already in use); "
+        "try another --port\n"
+    )
 
 
 def test_the_page_is_a_labelled_form_of_the_models_inputs(server, small_run):

@@ -9,13 +9,12 @@ is one line of JSON, `{"error": ...}`; a traceback goes to the server's log, nev
 response, and no log line holds a patient's values.
 """
 
-import functools
 import hmac
 import io
 import json
-import logging
 import math
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,11 +36,10 @@ from topoxai.features import RECORD
 from topoxai.predict import for_spreadsheets, table_columns
 
 HOST, PORT = "127.0.0.1", 8000
-# Requests of at most this many rows are scored on the event loop (see `predict`).
-INLINE_ROWS = 100
+# Bodies of at most this many bytes (a few dozen rows) are scored on the event loop (see
+# `predict`).
+INLINE_BYTES = 16_384
 JSON_TYPE, CSV_TYPE = "application/json", "text/csv"
-
-log = logging.getLogger("topoxai.serve")
 
 
 class RequestError(HTTPException):
@@ -62,7 +60,11 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
             return
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise RequestError(401, f"this server wants Authorization: Bearer <${TOKEN_ENV}>")
+            raise RequestError(
+                401,
+                f"this server wants Authorization: Bearer <${TOKEN_ENV}>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     scoring = [Depends(authorized)]
 
@@ -97,23 +99,25 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
         """
         kind = _content_type(request)
         body = await _body(request, max_body)
-        ids = id or []
-        frame = _rows(body, kind, inputs, ids, model)
         notes: list[str] = []
-        score = functools.partial(
-            table_columns,
-            model,
-            frame,
-            threshold=threshold,
-            id_columns=ids or None,
-            explain=top if explain else None,
-            strict=strict,
-            notes=notes,
-        )
-        # A few rows take a millisecond or two: scored on the event loop, as a hop to a
+
+        def score() -> dict[str, Any]:
+            ids = id or []
+            frame = _rows(body, kind, inputs, ids, model)
+            return table_columns(
+                model,
+                frame,
+                threshold=threshold,
+                id_columns=ids or None,
+                explain=top if explain else None,
+                strict=strict,
+                notes=notes,
+            )
+
+        # A row or a few take a millisecond or two: scored on the event loop, as a hop to a
         # worker thread and back would cost about as much again. More go to a thread, so that
         # other clients are answered meanwhile.
-        table = score() if len(frame) <= INLINE_ROWS else await run_in_threadpool(score)
+        table = score() if len(body) <= INLINE_BYTES else await run_in_threadpool(score)
         if CSV_TYPE in request.headers.get("accept", ""):
             text = for_spreadsheets(pd.DataFrame(table)).to_csv(index=False)
             return Response(text, media_type=CSV_TYPE)
@@ -123,6 +127,10 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def form() -> HTMLResponse:
         return HTMLResponse(page.html(model, token_wanted=token is not None), headers=page.HEADERS)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def icon() -> Response:
+        return Response(status_code=204)  # none: a browser asks all the same
 
     @app.get("/page.js", include_in_schema=False)
     def script() -> Response:
@@ -144,8 +152,8 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, err: Exception) -> JSONResponse:
-        # The traceback is the server's to log (it names code, not rows); the client gets none.
-        log.error("%s %s failed", request.method, request.url.path, exc_info=err)
+        # Starlette raises it again after this answer, so the traceback reaches uvicorn's
+        # log; the client gets none.
         return _error(500, "internal error; the server's log has the details")
 
     return app
@@ -262,11 +270,37 @@ def serve(folder: Path, *, host: str = HOST, port: int = PORT, max_body: int = M
     model = load_model(folder)  # a bad folder stops here, with one line
     token = os.environ.get(TOKEN_ENV) or None
     app = create_app(model, token=token, max_body=max_body)
+    listening = _bound(host, port)  # a port in use stops here too, not inside uvicorn
     if host not in ("127.0.0.1", "::1", "localhost"):
         print(
             f"note: serving on {host}, not only this machine"
             + ("" if token else f": set {TOKEN_ENV} so that only its holders can score"),
             flush=True,
         )
+    # Already listening (connections wait in the backlog until uvicorn accepts them), so a
+    # client that reads this line may connect at once. Port 0: the port the system chose.
+    where = f"[{host}]" if ":" in host else host
+    print(
+        f"topoxai serve: {folder} on http://{where}:{listening.getsockname()[1]} "
+        "(a page at /; Ctrl-C stops it)",
+        flush=True,
+    )
     # uvicorn's access log has the method, path and status: never a body, so never a patient.
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+        listening.listen(2048)  # uvicorn's default backlog
+    except OSError as err:
+        listening.close()
+        reason = err.strerror or str(err)
+        raise UserError(
+            f"{host}:{port}: cannot listen there ({reason}); try another --port"
+        ) from None
+    return listening
