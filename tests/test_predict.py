@@ -1,5 +1,6 @@
 """`topoxai predict` on raw rows: same numbers as training, clear errors on bad input."""
 
+import csv
 import io
 import json
 import os
@@ -16,7 +17,14 @@ from helpers import PARAMS, ROOT
 
 from topoxai.artifacts import load_model
 from topoxai.errors import DataError
-from topoxai.predict import STEPS, baseline_probability, explain_rows, for_spreadsheets, read_rows
+from topoxai.predict import (
+    LINE_BREAKS,
+    STEPS,
+    baseline_probability,
+    explain_rows,
+    for_spreadsheets,
+    read_rows,
+)
 from topoxai.predict import predict as predict_frame
 
 P = "P(HeartDisease=1)"  # predict's probability column: the positive class's, by name
@@ -574,6 +582,27 @@ def test_text_of_any_pandas_dtype_is_defused_and_numbers_are_not():
     assert out.iloc[:, 1].tolist() == ["'@x", "y", "+3"]
     assert out.iloc[:, 2].tolist() == [-1.5, 2.0, 3.0]
     assert out.iloc[:, 3].tolist() == ["'-1+2", "-0.5", "'\rx"]
+
+
+def test_a_line_break_in_a_cell_keeps_each_patient_one_row(small_run, raw_test_rows, tmp_path):
+    """An id holding any line break ("\r" alone, which Python's csv writer leaves bare, most
+    of all) is written quoted: a CSV reader reads one row per patient, the id whole, and the
+    formula guard still applies to the cell."""
+    rows, _ = raw_test_rows
+    breaks = [*LINE_BREAKS, "\r\n"]
+    ids = [f"=p{i}{b}x" if i % 2 else f"p{i}{b}x" for i, b in enumerate(breaks)]
+    rows = rows.head(len(breaks)).assign(pid=ids)
+    with open(tmp_path / "in.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL).writerows([rows.columns, *rows.values.tolist()])
+    cmd = [sys.executable, "-m", "topoxai.cli", "predict", "--model", str(small_run / "models")]
+    cmd += ["--input", str(tmp_path / "in.csv"), "--id", "pid"]
+    result = subprocess.run(cmd, capture_output=True, check=True)  # bytes: "\r" as written
+    text = result.stdout.decode()
+    read = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(read) == 1 + len(breaks)
+    assert [row[0] for row in read[1:]] == ["'" + i if i.startswith("=") else i for i in ids]
+    for row in read[1:]:  # each in a quoted cell
+        assert f'"{row[0]}",' in text
 
 
 def test_a_frame_indexed_by_patient_names_its_rows(small_run, raw_test_rows):

@@ -1,5 +1,7 @@
 """`topoxai serve`: the real server on a loopback port, against `topoxai predict`'s output."""
 
+import csv
+import io
 import json
 import os
 import re
@@ -19,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from topoxai.predict import for_spreadsheets
+from topoxai.predict import LINE_BREAKS, csv_text
 
 # topoxai serve needs the serve extra (FastAPI, uvicorn): without it, these tests skip.
 INLINE_BYTES = pytest.importorskip("topoxai.serve").INLINE_BYTES
@@ -128,7 +130,7 @@ def test_predictions_are_the_commands_byte_for_byte(server, small_run, rows, tmp
     status, answer = server.score(records(rows), query)
     assert status == 200, answer
     table = pd.DataFrame(answer["predictions"])
-    assert for_spreadsheets(table).to_csv(index=False) == expected
+    assert csv_text(table) == expected
     assert answer["notes"] == notes  # the command's notes too
     assert any("a value not measured" in note for note in notes)
     body = (tmp_path / "in.csv").read_bytes()
@@ -275,6 +277,17 @@ def test_a_value_not_measured_is_null_or_empty(server):
     first, second = (row["flags"] for row in answer["predictions"])
     assert first.startswith("Cholesterol empty: not measured, scored as")
     assert second.startswith("Sex empty: not measured, scored as 'M'")
+
+
+def test_a_line_break_in_an_id_keeps_each_patient_one_csv_row(server):
+    """The CSV answer quotes a cell holding any line break, as the command does."""
+    ids = [f"=p{i}{b}x" for i, b in enumerate([*LINE_BREAKS, "\r\n"])]
+    headers = {"Accept": "text/csv"}
+    body = json.dumps([ROW | {"mrn": i} for i in ids]).encode()
+    status, _, answer = server.call("/predict?id=mrn", body, headers=headers)
+    assert status == 200
+    read = list(csv.reader(io.StringIO(answer.decode(), newline="")))
+    assert [row[0] for row in read[1:]] == ["'" + i for i in ids]
 
 
 def test_ids_and_strict_as_the_command_takes_them(server):

@@ -208,7 +208,7 @@ def _flatten(card: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 
 def _predict(args: argparse.Namespace) -> None:
     from topoxai.files import write_text
-    from topoxai.predict import for_spreadsheets, predict_csv
+    from topoxai.predict import csv_text, predict_csv
 
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold must be in [0, 1] (got {args.threshold:g})")
@@ -224,7 +224,7 @@ def _predict(args: argparse.Namespace) -> None:
         strict=args.strict,
     )
     # Opened in spreadsheets: no cell that echoes the input may run as a formula there.
-    text = for_spreadsheets(table).to_csv(index=False)
+    text = csv_text(table)
     if args.output == "-":
         sys.stdout.write(text)
         return

@@ -1,5 +1,6 @@
 """Score raw patient rows with a trained model folder: no DVC, git, Lightning or training data."""
 
+import io
 import re
 import sys
 from collections.abc import Callable
@@ -28,6 +29,9 @@ DECIMALS = 4
 LARGE, LARGE_EXPLAIN = 100_000, 1_000
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What ends a line for some reader: CSV readers and spreadsheets at "\r" and "\n",
+# str.splitlines and some editors at the rest.
+LINE_BREAKS = "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # "-0.5" is no formula
 
 
@@ -318,6 +322,29 @@ def _teller(warn: bool, notes: list[str] | None) -> Callable[[str], None]:
     if notes is not None:
         return notes.append
     return lambda note: print(note, file=sys.stderr)
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """The table as `topoxai predict` writes it: `for_spreadsheets`, one line per row, and
+    every text cell that holds a line break quoted, so that it stays one cell of one row.
+
+    Python's csv writer quotes a cell holding any character of its line terminator, and
+    otherwise only "\n": a bare "\r" would end the row for a spreadsheet, and what follows
+    it would start a row of its own, past the formula guard. So each row is written ended
+    by every line break (LINE_BREAKS), and that ending is then written as "\n".
+    """
+    out = _RowEnds()
+    for_spreadsheets(table).to_csv(out, index=False, lineterminator=LINE_BREAKS)
+    return out.getvalue()
+
+
+class _RowEnds(io.StringIO):
+    """Text that csv's writer writes a whole row to per call, terminator included."""
+
+    def write(self, text: str) -> int:
+        if text.endswith(LINE_BREAKS):
+            text = text[: -len(LINE_BREAKS)] + "\n"
+        return super().write(text)
 
 
 def for_spreadsheets(table: pd.DataFrame) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from topoxai.cli import MAX_BODY, TOKEN_ENV
 from topoxai.data import read_table
 from topoxai.errors import UserError
 from topoxai.features import RECORD
-from topoxai.predict import for_spreadsheets, table_columns
+from topoxai.predict import csv_text, table_columns
 
 HOST, PORT = "127.0.0.1", 8000
 # Bodies of at most this many bytes (a few dozen rows) are scored on the event loop (see
@@ -119,7 +119,7 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
         # other clients are answered meanwhile.
         table = score() if len(body) <= INLINE_BYTES else await run_in_threadpool(score)
         if CSV_TYPE in request.headers.get("accept", ""):
-            text = for_spreadsheets(pd.DataFrame(table)).to_csv(index=False)
+            text = csv_text(pd.DataFrame(table))
             return Response(text, media_type=CSV_TYPE)
         answer = {"predictions": _records(table), "notes": notes}
         return Response(json.dumps(answer, allow_nan=False), media_type=JSON_TYPE)
