@@ -1,6 +1,9 @@
-"""The README and the docs/ pages: every relative link lands on a file and a heading."""
+"""The README and the docs/ pages: every relative link lands on a file and a heading, and
+the first screen's commands run as written."""
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,22 @@ def test_the_readme_is_a_front_door():
     assert len(text.splitlines()) <= 300
     for page in PAGES[1:]:
         assert f"(docs/{page.name})" in text, f"README does not link {page.name}"
+
+
+def test_the_first_screens_scoring_runs_as_written(trained, tmp_path):
+    """The README's first commands after `make run`, on a run's outputs (`.venv/bin/` is this
+    test's venv): three patients scored, no file that the clone lacks."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"Then score three patients.*?```bash\n(.*?)```", text, flags=re.S)
+    assert found, "the README's scoring snippet is gone"
+    (tmp_path / "data/raw").mkdir(parents=True)
+    shutil.copy2(trained.path / "data/raw/heart.csv", tmp_path / "data/raw/heart.csv")
+    (tmp_path / "models").symlink_to(trained.path / "models")
+    script = "set -euo pipefail\n" + found.group(1).replace(".venv/bin/", "")
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=trained.env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("row,P(HeartDisease=1),prediction,set,")
+    assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
