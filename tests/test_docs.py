@@ -58,3 +58,14 @@ def test_the_first_screens_scoring_runs_as_written(trained, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("row,P(HeartDisease=1),prediction,set,")
     assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
+
+
+def test_the_layout_lists_every_module():
+    """docs/pipeline.md's Layout names each module and package of src/topoxai."""
+    text = (ROOT / "docs/pipeline.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```")[1]
+    package = ROOT / "src/topoxai"
+    modules = [p.stem for p in package.glob("*.py") if p.name != "__init__.py"]
+    modules += [p.name for p in package.iterdir() if (p / "__init__.py").is_file()]
+    unlisted = [m for m in sorted(modules) if not re.search(rf"\b{m}(\.py|/)", block)]
+    assert not unlisted, f"docs/pipeline.md's Layout lacks {unlisted}"

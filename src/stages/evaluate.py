@@ -15,7 +15,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    from topoxai.evaluate import evaluate, summary_lines  # after the params check: torch is slow
+    from topoxai.evaluate import evaluate  # after the params check: torch is slow
 
     metrics = evaluate(
         params.evaluate,
@@ -25,7 +25,13 @@ def main() -> None:
         raw=args.raw,
         out=args.out,
     )
-    print("\n".join(summary_lines(metrics)))
+    # One line: `make run` prints the whole summary once, after the pipeline (topoxai results).
+    auc = metrics["mlp"]["roc_auc"]
+    print(
+        f"evaluate: {args.out}: {metrics['repeats']}x{metrics['folds']}-fold cross-validation on "
+        f"{metrics['rows']['used']} rows, MLP ROC-AUC {auc['mean']:.4f} [{auc['low']:.4f}, "
+        f"{auc['high']:.4f}]; `topoxai results` prints the rest"
+    )
 
 
 if __name__ == "__main__":

@@ -545,7 +545,7 @@ def write_decision_curve(path: Path, mean: dict[str, np.ndarray]) -> None:
 
 
 def summary_lines(metrics: dict[str, Any]) -> list[str]:
-    """The headline numbers as a few readable lines (the stage prints them)."""
+    """The headline numbers as a few readable lines (`topoxai results` prints them)."""
     level = f"{metrics['level']:.0%}"
     lines = [
         f"{metrics['repeats']}x{metrics['folds']}-fold cross-validation on "
