@@ -41,3 +41,27 @@ def test_a_malformed_file_is_one_line(tmp_path):
     )
     with pytest.raises(UserError, match="not an ood calibration"):
         Distance.load(tmp_path / "ood.json")
+
+
+def ledoit_wolf(x: np.ndarray) -> np.ndarray:
+    """Ledoit & Wolf (J Multivar Anal 2004), Lemma 3.2 and Theorem 3.1, written from the paper:
+    S shrunk towards m I by b^2 / d^2, with <A, B> = tr(A B') / p."""
+    n, p = x.shape
+    centred = x - x.mean(axis=0)
+    s = centred.T @ centred / n
+    m = np.trace(s) / p
+    d2 = np.sum((s - m * np.eye(p)) ** 2) / p
+    b2_bar = sum(np.sum((np.outer(r, r) - s) ** 2) / p for r in centred) / n**2
+    b2 = min(b2_bar, d2)
+    return b2 / d2 * m * np.eye(p) + (1 - b2 / d2) * s
+
+
+def test_the_stored_matrix_inverts_the_training_rows_shrunk_covariance():
+    """The distance reads precision, the inverse of the covariance: storing the covariance
+    itself (or the plain one) would score every row wrongly."""
+    rng = np.random.default_rng(2)
+    train = rng.normal(size=(60, 4)) @ rng.normal(size=(4, 4))  # correlated, few rows: shrunk
+    distance = fit(train, rng.normal(size=(9, 4)))
+    expected = np.linalg.inv(ledoit_wolf(train))
+    np.testing.assert_allclose(distance.precision, expected, rtol=1e-9)
+    assert not np.allclose(expected, np.linalg.inv(np.cov(train.T, bias=True)), rtol=1e-3)

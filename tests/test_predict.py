@@ -1,6 +1,7 @@
 """`topoxai predict` on raw rows: same numbers as training, clear errors on bad input."""
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 from helpers import PARAMS, ROOT
 
+from topoxai import ood
 from topoxai.artifacts import load_model
 from topoxai.errors import DataError
 from topoxai.predict import (
@@ -738,3 +740,15 @@ def test_a_value_not_measured_is_scored_as_the_training_median_and_flagged(
         (median["Cholesterol"] - spec.means[2]) / spec.scales[2]  # Age, RestingBP, Cholesterol
     )
     assert zero["flags"][0].startswith("Cholesterol=0: not measured, scored as")
+
+
+def test_the_ood_flag_is_strictly_below_alpha(small_run, raw_test_rows):
+    """A p-value of exactly ALPHA (1 in 20) is not flagged; the next one down is."""
+    rows, _ = raw_test_rows
+    model = load_model(small_run / "models")
+    assert model.ood is not None and ood.ALPHA == 1 / 20
+    for n, flagged in ((19, False), (20, True)):  # farther than all n: p = 1 / (n + 1)
+        distance = ood.Distance(model.ood.location, model.ood.precision, [0.0] * n)
+        scores = predict_frame(dataclasses.replace(model, ood=distance), rows.head(1), warn=False)
+        assert scores["ood_p_value"].tolist() == [1 / (n + 1)]
+        assert scores["ood_flag"].tolist() == [flagged]

@@ -235,3 +235,19 @@ def test_an_unknown_revision_is_one_line(baseline: Repo, rev: str):
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: {rev}:dvc.lock: cannot read it from git (")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_param_read_in_one_run_only_is_a_change():
+    """A stage that starts or stops reading a param differs, even when the param is null."""
+    read = {
+        "stages": {"sites": {"cmd": "x", "params": {"params.yaml": {"data.site": None, "seed": 7}}}}
+    }
+    unread = {"stages": {"sites": {"cmd": "x", "params": {"params.yaml": {}}}}}
+    assert lock_changes(read, unread) == (
+        [],
+        ["param data.site: None -> (not read)", "param seed: 7 -> (not read)"],
+    )
+    assert lock_changes(unread, read)[1] == [
+        "param data.site: (not read) -> None",
+        "param seed: (not read) -> 7",
+    ]

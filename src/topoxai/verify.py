@@ -220,8 +220,11 @@ def _param_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [
         f"param {key}: {_shown(before, key)} -> {_shown(after, key)}"
         for key in sorted(set(before) | set(after))
-        # 1 and 1.0 (or True) are equal in Python, not in params.yaml
-        if (type(before.get(key)), before.get(key)) != (type(after.get(key)), after.get(key))
+        # Read in one run only (null too: a stage that starts reading data.site: null), or
+        # changed: 1 and 1.0 (or True) are equal in Python, not in params.yaml.
+        if key not in before
+        or key not in after
+        or (type(before[key]), before[key]) != (type(after[key]), after[key])
     ]
 
 
