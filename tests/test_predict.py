@@ -85,8 +85,9 @@ def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path)
         ]
         * (missing > 0),
         *[
-            f"note: {unusual} of {len(rows)} rows have an ood p-value below 0.05 (so do about 1 "
-            "in 20 patients like the training ones): see ood_flag"
+            f"note: {unusual} of {len(rows)} rows have an out-of-distribution (ood) p-value "
+            "below 0.05: features unlike the training patients' (about 1 in 20 patients like "
+            "them is flagged too): see ood_flag"
         ]
         * (unusual > 0),
         f"scored {len(rows)} rows: {positive} positive (P(HeartDisease=1) >= 0.5); "

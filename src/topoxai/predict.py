@@ -113,9 +113,9 @@ def predict_columns(
         if unusual := int(columns["ood_flag"].sum()):
             rows = f"{unusual} of {len(frame)} row{'s' * (len(frame) != 1)}"
             tell(
-                f"note: {rows} {'has' if unusual == 1 else 'have'} an ood p-value below "
-                f"{ood.ALPHA:g} (so do about 1 in 20 patients like the training ones): "
-                "see ood_flag"
+                f"note: {rows} {'has' if unusual == 1 else 'have'} an out-of-distribution "
+                f"(ood) p-value below {ood.ALPHA:g}: features unlike the training patients' "
+                "(about 1 in 20 patients like them is flagged too): see ood_flag"
             )
     columns["flags"] = flags
     return columns
