@@ -113,8 +113,9 @@ def parts(params_file: Path, model: Path, data: Path, out: Path) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from topoxai import attribution, controls, sample
+    from topoxai import attribution
     from topoxai.artifacts import load_card
+    from topoxai.explain import controls, sample
     from topoxai.explain.attributions import attribution_report
     from topoxai.explain.graph import mapper_report
     from topoxai.explain.inputs import in_float64, load_inputs

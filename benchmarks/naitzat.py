@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from topoxai import topology
+from topoxai.explain import topology
 from topoxai.explain.inputs import representations
 from topoxai.model import MLP
 from topoxai.params import load_params

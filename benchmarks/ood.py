@@ -12,7 +12,7 @@ are fitted on the fit rows:
   covariance: the one-hot columns make the plain one singular);
 - knn: the distance to the k-th nearest fit row in the last hidden layer, activations
   L2-normalised (Sun, Ming, Zhu & Li, ICML 2022);
-- tu: Topological Uncertainty (Lacombe et al., IJCAI 2021; topoxai/uncertainty.py).
+- tu: Topological Uncertainty (Lacombe et al., IJCAI 2021; topoxai/explain/topological_uncertainty.py).
 
 Each score must separate the fold's held-out test rows (in distribution) from:
 
@@ -48,9 +48,9 @@ from topoxai.conformal import p_values  # noqa: E402
 from topoxai.data import read_table_of  # noqa: E402
 from topoxai.download import resolve_local  # noqa: E402
 from topoxai.evaluate import make_folds  # noqa: E402
+from topoxai.explain.topological_uncertainty import TopologicalUncertainty  # noqa: E402
 from topoxai.features import fit_preprocessor  # noqa: E402
 from topoxai.params import load_params  # noqa: E402
-from topoxai.uncertainty import TopologicalUncertainty  # noqa: E402
 
 METHODS = ("msp", "mahalanobis", "knn", "tu")
 SHIFTS = ("real", "noise 0.5", "noise 1", "noise 2", "units")

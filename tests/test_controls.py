@@ -1,4 +1,4 @@
-"""topoxai.controls: untrained networks drawn as the train stage draws its initialisation."""
+"""topoxai.explain.controls: untrained networks drawn as the train stage draws its initialisation."""
 
 import math
 import subprocess
@@ -12,17 +12,17 @@ from scipy import stats
 
 from topoxai.artifacts import architecture
 from topoxai.classifier import Classifier
-from topoxai.controls import (
+from topoxai.errors import DataError
+from topoxai.explain.controls import (
     control_persistence,
     control_seeds,
     initial_layers,
     last_hidden,
     start,
 )
-from topoxai.errors import DataError
+from topoxai.explain.topology import knn_persistence
 from topoxai.model import MLP
 from topoxai.pool import Pool
-from topoxai.topology import knn_persistence
 
 
 def test_control_seeds_are_derived_and_distinct():
@@ -96,7 +96,7 @@ def test_starting_controls_checks_the_class_sizes_first():
 
 def test_the_explain_stage_draws_its_rows_and_starts_controls_without_torch():
     """What the stage does before importing torch (so that its workers compute meanwhile)."""
-    code = "import sys, topoxai.sample, topoxai.controls, topoxai.artifacts, topoxai.pool; "
+    code = "import sys, topoxai.explain.sample, topoxai.explain.controls, topoxai.artifacts, topoxai.pool; "
     code += "print(sorted({'torch', 'lightning', 'kmapper'} & set(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

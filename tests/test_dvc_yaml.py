@@ -65,4 +65,4 @@ def test_code_deps_are_the_scripts_import_closure(stage: str):
 def test_closure_follows_lazy_and_from_package_imports():
     found = {p.relative_to(ROOT).as_posix() for p in closure(ROOT / "src/stages/explain.py")}
     assert {f"src/topoxai/{name}" for name in ("explain/__init__.py", "explain/layers.py",
-            "mapper.py", "topology.py", "errors.py", "__init__.py")} <= found  # fmt: skip
+            "explain/mapper.py", "explain/topology.py", "errors.py", "__init__.py")} <= found  # fmt: skip

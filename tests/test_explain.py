@@ -20,14 +20,14 @@ from topoxai.artifacts import ModelError, architecture, save_model
 from topoxai.classifier import Classifier
 from topoxai.data import split_path, write_split
 from topoxai.errors import DataError
-from topoxai.explain import explain
 from topoxai.explain.inputs import in_float64, layer_names, load_inputs
 from topoxai.explain.layers import topology_report
+from topoxai.explain.sample import draw, simple, stratified
+from topoxai.explain.stage import explain
 from topoxai.features import Preprocessor, fit_preprocessor
 from topoxai.model import MLP
 from topoxai.params import ExplainParams, ParamsError, parse
 from topoxai.pool import Pool
-from topoxai.sample import draw, simple, stratified
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ExplainParams(

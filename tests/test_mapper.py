@@ -1,10 +1,10 @@
-"""topoxai.mapper: components of a known shape, summary numbers, error-region features."""
+"""topoxai.explain.mapper: components of a known shape, summary numbers, error-region features."""
 
 import numpy as np
 import pytest
 
-from topoxai import mapper
-from topoxai.mapper import MapperGraph
+from topoxai.explain import mapper
+from topoxai.explain.mapper import MapperGraph
 
 
 def test_two_well_separated_clusters_give_two_components():

@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from topoxai.explain.topology import knn_persistence
 from topoxai.pool import Pool
-from topoxai.topology import knn_persistence
 
 
 def test_worker_processes_give_the_results_of_this_process_in_order():
@@ -30,7 +30,7 @@ def _threads() -> dict[str, int]:
 def test_workers_start_at_once_with_their_modules_loaded_and_their_threads_held():
     """The BLAS and OpenMP libraries that preloading loads are held to `threads` too (a
     library loaded after threadpool_limits would run one thread per core)."""
-    with Pool(2, 1, preload=("topoxai.controls",)) as pool:
+    with Pool(2, 1, preload=("topoxai.explain.controls",)) as pool:
         assert pool._executor is not None
         assert len(pool._executor._processes) == 2  # started before any job
         seen = list(pool.map(_threads, [(), ()]))

@@ -1,4 +1,4 @@
-"""topoxai.topology: hop counts, known diagrams, Betti numbers, neural persistence."""
+"""topoxai.explain.topology: hop counts, known diagrams, Betti numbers, neural persistence."""
 
 from pathlib import Path
 
@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from topoxai.params import load_params
-from topoxai.stats import empirical_p
-from topoxai.topology import (
+from topoxai.explain.topology import (
     betti_curve,
     betti_numbers,
     bipartite_spanning_tree,
@@ -18,6 +16,8 @@ from topoxai.topology import (
     persistence,
     shuffled_persistence,
 )
+from topoxai.params import load_params
+from topoxai.stats import empirical_p
 
 DEFAULTS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").explain
 

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
+from topoxai.explain.topology import betti_numbers, knn_persistence
 from topoxai.params import load_params
 from topoxai.stats import half_sample_interval, half_samples
-from topoxai.topology import betti_numbers, knn_persistence
 
 DEFAULTS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").explain
 HOLES = [(x, y) for x in (-0.5, 0.0, 0.5) for y in (-0.5, 0.0, 0.5)]

@@ -4,8 +4,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from topoxai.topology import bipartite_spanning_tree
-from topoxai.uncertainty import TopologicalUncertainty, spanning_weights
+from topoxai.explain.topological_uncertainty import TopologicalUncertainty, spanning_weights
+from topoxai.explain.topology import bipartite_spanning_tree
 
 
 def _scipy_weights(weight: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -21,9 +21,9 @@ def main() -> None:
     # Params are valid. Start the worker processes, draw the rows and start the untrained
     # controls on them (numpy only), and only then import torch, kmapper and the rest: the
     # workers compute while this process imports (on 2 cores, 4 of the stage's ~20 s).
-    with Pool(config.jobs, config.threads, preload=("topoxai.controls",)) as pool:
-        from topoxai import controls, sample
+    with Pool(config.jobs, config.threads, preload=("topoxai.explain.controls",)) as pool:
         from topoxai.artifacts import load_card
+        from topoxai.explain import controls, sample
 
         rows = sample.draw(
             args.data, max_points=config.max_points, max_test_rows=config.max_test_rows,
@@ -33,7 +33,7 @@ def main() -> None:
             pool, load_card(args.model)["architecture"], rows.points, rows.labels,
             seed=params.seed, count=config.controls, k=config.k, max_scale=config.filtration_max,
         )  # fmt: skip
-        from topoxai.explain import explain
+        from topoxai.explain.stage import explain
 
         try:
             metrics = explain(

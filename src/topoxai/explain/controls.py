@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from topoxai import seeds, topology
 from topoxai.errors import DataError
+from topoxai.explain import seeds, topology
 
 if TYPE_CHECKING:
     from topoxai.pool import Pool

@@ -5,8 +5,9 @@ from typing import Any
 import numpy as np
 from scipy.special import softmax
 
-from topoxai import attribution, mapper, stats
+from topoxai import attribution, stats
 from topoxai.errors import DataError
+from topoxai.explain import mapper
 from topoxai.explain.inputs import Inputs, representations
 from topoxai.explain.report import Report, rounded
 from topoxai.params import ExplainParams

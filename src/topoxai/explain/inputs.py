@@ -10,10 +10,10 @@ import torch
 
 from topoxai.artifacts import load_initial, load_model
 from topoxai.errors import DataError
+from topoxai.explain.sample import Sample
 from topoxai.features import SPEC_FILE
 from topoxai.model import MLP
 from topoxai.params import ParamsError
-from topoxai.sample import Sample
 
 NETWORKS = ("trained", "control")
 

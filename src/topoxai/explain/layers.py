@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from topoxai import controls, seeds, stats, topology
+from topoxai import stats
 from topoxai.artifacts import architecture
+from topoxai.explain import controls, seeds, topology
 from topoxai.explain.inputs import NETWORKS, Inputs, layer_names, representations
 from topoxai.explain.report import Report, rounded
 from topoxai.params import ExplainParams

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from topoxai import seeds
 from topoxai.data import SPLITS, read_split, split_path
 from topoxai.errors import DataError
+from topoxai.explain import seeds
 from topoxai.features import SPEC_FILE, Preprocessor
 
 

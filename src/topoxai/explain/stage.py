@@ -20,11 +20,11 @@ from topoxai.explain.graph import mapper_report
 from topoxai.explain.inputs import in_float64, load_inputs
 from topoxai.explain.layers import start_topology
 from topoxai.explain.report import Report, write
+from topoxai.explain.sample import Sample
 from topoxai.explain.uncertainty import uncertainty_report
 from topoxai.explain.weights import start_shuffles, weights_report
 from topoxai.params import ExplainParams
 from topoxai.pool import Pool
-from topoxai.sample import Sample
 
 
 def explain(

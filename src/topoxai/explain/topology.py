@@ -12,7 +12,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 from sklearn.neighbors import NearestNeighbors
 
-from topoxai import seeds
+from topoxai.explain import seeds
 
 if TYPE_CHECKING:  # the explain stage's workers import this module and never plot
     from matplotlib.figure import Figure

@@ -1,4 +1,5 @@
-"""Topological Uncertainty of the test rows (Lacombe et al., IJCAI 2021; topoxai.uncertainty).
+"""Topological Uncertainty of the test rows (Lacombe et al., IJCAI 2021; the method is in
+topological_uncertainty).
 
 benchmarks/ood.py measured it as an out-of-distribution score, where it lost on the real
 cohort shift (AUROC 0.54 against the Mahalanobis distance's 0.63) and won on a column in
@@ -14,8 +15,8 @@ import torch
 from topoxai.data import read_split, split_path
 from topoxai.explain.inputs import Inputs
 from topoxai.explain.report import Report, rounded
+from topoxai.explain.topological_uncertainty import TopologicalUncertainty
 from topoxai.model import MLP
-from topoxai.uncertainty import TopologicalUncertainty
 
 # Training rows per predicted class for the mean diagrams: the score's cost is linear in
 # rows (about 30 ms a row for the default 2x1000 network), and 100 rows average the

@@ -6,7 +6,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from topoxai import stats, topology
+from topoxai import stats
+from topoxai.explain import topology
 from topoxai.explain.inputs import NETWORKS, Inputs
 from topoxai.explain.report import Report, rounded
 from topoxai.model import MLP
