@@ -61,7 +61,7 @@ FLOORS := .venv-floors
 test-floors: $(STAMP)  ## the fast tests on pyproject.toml's version floors (CI runs it)
 	rm -rf $(FLOORS) && $(PYTHON) -m venv $(FLOORS)
 	$(BIN)/python .ci/floors.py > $(FLOORS)/floors.txt
-	$(FLOORS)/bin/python -m pip install --quiet --constraint $(FLOORS)/floors.txt --editable '.[pipeline,dev,serve]'
+	$(FLOORS)/bin/python -m pip install --quiet --constraint $(FLOORS)/floors.txt --editable '.[pipeline,dev,serve,clearml]'
 	$(FLOORS)/bin/python -m pytest -n $(TEST_JOBS) -m 'not slow' -p no:cacheprovider
 
 test-full: $(STAMP)  ## all tests, the slow end-to-end ones included

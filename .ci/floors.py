@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 extras = project["optional-dependencies"]
-requirements = project["dependencies"] + extras["pipeline"] + extras["serve"]
+requirements = project["dependencies"] + extras["pipeline"] + extras["serve"] + extras["clearml"]
 pinned = dict(
     re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / "constraints.txt").read_text(), re.M)
 )
