@@ -152,6 +152,7 @@ def test_health_ready_and_the_models_card(server, small_run):
     assert status == 200
     assert {k: served[k] for k in card} == card  # the card as written, plus what follows
     assert served["positive_class"] == 1 and served["conformal"]["level"] == 0.95
+    assert served["intended_use"].startswith("research and teaching only: not a medical device")
     assert [i["name"] for i in served["inputs"]] == [
         "Age", "RestingBP", "Cholesterol", "MaxHR", "Oldpeak",
         "Sex", "ChestPainType", "FastingBS", "RestingECG", "ExerciseAngina", "ST_Slope",

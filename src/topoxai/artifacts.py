@@ -37,6 +37,12 @@ WEIGHTS = "model.safetensors"
 # from the seed, since any draw from torch's RNG before the network is built would change it.
 INITIAL = "initial.safetensors"
 CARD = "model.json"
+# In every card (`topoxai show`, `GET /model`): what a model of this pipeline is for.
+INTENDED_USE = (
+    "research and teaching only: not a medical device, not validated for any clinical use, "
+    "not for making or supporting decisions about a patient's care; the limits of the data "
+    "it learned from: docs/data.md"
+)
 
 
 class ModelError(UserError):

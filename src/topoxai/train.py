@@ -12,7 +12,7 @@ from dvclive import Live
 from threadpoolctl import threadpool_limits
 
 from topoxai import ood
-from topoxai.artifacts import architecture, save_model
+from topoxai.artifacts import INTENDED_USE, architecture, save_model
 from topoxai.classifier import fit_network, predict_proba
 from topoxai.conformal import calibrate
 from topoxai.data import read_split, split_path
@@ -119,6 +119,7 @@ def train(
             _write_predictions(live_tmp / "test_predictions.csv", rows, y_test.numpy(), proba)
 
         card: dict[str, Any] = {
+            "intended_use": INTENDED_USE,
             "architecture": architecture(fitted.net),
             "target": spec.target,
             "classes": spec.classes,
