@@ -114,7 +114,8 @@ def html(model: Model, *, token_wanted: bool) -> str:
 <h3>Flags</h3>
 <ul id="flags"></ul>
 <h3>What moved the probability most</h3>
-<p>From <span id="baseline"></span> for an average patient:</p>
+<p>From <span id="baseline"></span> for the baseline patient (numbers at their training
+means, categories an even mix):</p>
 <table><thead><tr><th scope="col">Feature</th><th scope="col">Value</th>
 <th scope="col">Contribution</th></tr></thead><tbody id="contributions"></tbody></table>
 <ul id="notes"></ul>
