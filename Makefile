@@ -28,7 +28,7 @@ install: $(STAMP)  ## create .venv and install the project (only when missing or
 # from DVC's cache (as dvc.lock records them: `dvc status` then shows what is out of date).
 run: $(STAMP)  ## run the pipeline (dvc repro), print the cross-validated results and `make compare`
 	@topoxai check-params params.yaml
-	@dvc repro || { status=$$?; dvc checkout --quiet && echo "make run: a stage failed;\
+	@topoxai repro || { status=$$?; dvc checkout --quiet && echo "make run: a stage failed;\
 	 restored its last good outputs with dvc checkout (dvc status shows what is out of date)" >&2;\
 	 exit $$status; }
 	@topoxai results

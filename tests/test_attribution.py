@@ -65,7 +65,7 @@ def test_grouped_attributions_of_a_linear_network_are_weight_times_difference():
         net.bias.fill_(0.7)
     model = nn.Sequential(net, nn.Flatten(0))  # one output per row
     x = spec.transform(frame.iloc[[0, 1, 2]])
-    baseline = attribution.even_baseline(spec)
+    baseline = attribution.even_reference(spec)
     groups = attribution.feature_groups(spec)
     got = attribution.grouped(
         attribution.integrated_gradients(model, x, baseline, steps=4), list(groups.values())
@@ -82,10 +82,10 @@ def test_grouped_attributions_of_a_linear_network_are_weight_times_difference():
     np.testing.assert_allclose(got.sum(axis=1), gap.numpy(), rtol=1e-6)  # completeness
 
 
-def test_even_baseline_is_the_training_mean_and_an_even_mix_of_categories():
+def test_even_reference_is_the_training_mean_and_an_even_mix_of_categories():
     frame = pd.DataFrame({"age": [50.0, 60.0, 76.0], "pain": ["ASY", "NAP", "TA"], "t": [0, 1, 0]})
     spec = fit_preprocessor(frame, target="t", categorical=["pain"], source_sha256="s")
-    np.testing.assert_allclose(attribution.even_baseline(spec), [[0.0, 1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_allclose(attribution.even_reference(spec), [[0.0, 1 / 3, 1 / 3, 1 / 3]])
     # The numeric part is the standardized training mean: 62 years in raw units.
     mean = spec.transform(pd.DataFrame({"age": [62.0], "pain": ["ASY"]}))
     assert mean[0, 0] == pytest.approx(0.0, abs=1e-12)

@@ -73,9 +73,9 @@ def test_p_values_by_hand():
     p = fitted.p_values(np.array([[0.8, 0.2]]))
     assert p.tolist() == [[0.75, 0.25]]
     assert fitted.sets(p).tolist() == [[True, False]]  # > 0.25: only class 0
-    assert describe(fitted.sets(p), [0, 1]).tolist() == ["{0}"]
+    assert describe(fitted.sets(p), ["0", "1"]).tolist() == ["{0}"]
     assert describe(np.array([[True, True], [False, False], [False, True]]), ["no", "yes"]).tolist() == [
-        "{no,yes}", "{}", "{yes}",
+        "{no, yes}", "{}", "{yes}",
     ]  # fmt: skip
 
 

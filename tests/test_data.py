@@ -63,7 +63,7 @@ def test_na_words_are_categories_but_not_numbers(tmp_path):
     spec = fit_preprocessor(raw, target="y", categorical=["Sex"], source_sha256="x")
     assert spec.categories == [["NA", "None", "null"]]
     (tmp_path / "bad.csv").write_text("Age,Sex,y\n40,M,0\nNA,F,1\n")
-    with pytest.raises(DataError, match=r"^column Age, line 3: 'NA' is not a number$"):
+    with pytest.raises(DataError, match=r"^column Age, row 2: 'NA' is not a number$"):
         read_raw(tmp_path / "bad.csv", target="y", categorical=["Sex"], drop=[])
     # An empty cell is a missing value (data.missing decides), not an error.
     (tmp_path / "empty.csv").write_text("Age,Sex,y\n40,M,0\n,,1\n")

@@ -57,7 +57,7 @@ def test_the_first_screens_scoring_runs_as_written(trained, tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("row,P(HeartDisease=1),prediction,set,")
-    assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
+    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3"]
 
 
 def test_the_layout_lists_every_module():

@@ -50,10 +50,13 @@ def test_each_reason_names_column_value_and_the_range_or_rule():
         "Chol=-3: not measured, scored as 225 (the training median)",
     ]
     # row 2 has a value not measured only: missing_summary notes it
-    assert summary(flags) == "note: 3 of 4 rows are outside the training data: see the flags column"
+    assert (
+        summary(flags)
+        == "note: 3 of 4 rows are outside the training data: see the domain_flags column"
+    )
     frame = rows(Age=[55.0, 39.0])
     assert first_flag(frame, row_flags(SPEC, frame)) == (
-        "line 3: Age=39: outside the training range [40, 70]"
+        "row 2: Age=39: outside the training range [40, 70]"
     )
 
 
@@ -71,7 +74,7 @@ def test_one_flagged_row_in_many_costs_no_text_for_the_rest():
     assert np.flatnonzero(flags != "").tolist() == [70_000]
     assert (
         summary(flags)
-        == "note: 1 of 100000 rows is outside the training data: see the flags column"
+        == "note: 1 of 100000 rows is outside the training data: see the domain_flags column"
     )
 
 
@@ -86,6 +89,6 @@ def test_rows_with_a_value_not_measured_get_one_note_pointing_to_the_measurement
     assert missing_summary(SPEC.parse(rows(Chol=[220.0, 230.0]))) is None
     frame = rows(Chol=[0.0, 220.0, None], Sex=["F", None, "M"])
     assert missing_summary(SPEC.parse(frame)) == (
-        "note: 3 of 3 rows have a value not measured, scored as the flags say; how such "
+        "note: 3 of 3 rows have a value not measured, scored as domain_flags says; how such "
         "patients' probabilities held at a hospital the model never saw: docs/sites.md"
     )

@@ -70,7 +70,7 @@ def test_category_columns_read_as_their_text():
     assert fit_preprocessor(coded, target="y", categorical=["c"], source_sha256="x") == spec
     new = pd.DataFrame({"c": ["F", "X", "1.5"], "n": [1.0] * 3}).astype({"c": "category"})
     assert spec.transform(new)[:, 1:].tolist() == [[0, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]]
-    with pytest.raises(DataError, match=r"^column c, line 3: an empty value$"):
+    with pytest.raises(DataError, match=r"^column c, row 2: an empty value$"):
         categorical_block(coded.assign(c=coded["c"].where(coded.index != 1)), "c")
 
 
@@ -107,8 +107,8 @@ def test_spec_round_trips_through_json(frame):
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("abc", "column Age, line 3: 'abc' is not a number"),
-        ("inf", "column Age, line 3: 'inf' is not a number"),
+        ("abc", "column Age, row 2: 'abc' is not a number"),
+        ("inf", "column Age, row 2: 'inf' is not a number"),
     ],
 )
 def test_bad_numeric_cell_is_named(frame, value, message):

@@ -153,6 +153,19 @@ def _drop_lr(raw: dict[str, Any]) -> None:
         ),
         pytest.param(_set("data", "drop", "ID"), ["data.drop must be a list"], id="drop-not-list"),
         pytest.param(
+            _set("data", "class_names", ["healthy", "healthy"]),
+            ["data.class_names: both classes are named 'healthy'"],
+            id="names-same",
+        ),
+        pytest.param(
+            _set("data", "class_names", ["no disease", "disease, severe"]),
+            ["data.class_names: 'disease, severe' must be text without braces, commas"],
+            id="names-comma",
+        ),
+        pytest.param(
+            _set("data", "class_names", ["healthy"]), ["data.class_names must be"], id="names-1"
+        ),
+        pytest.param(
             _set("data", "site", "Sex"), ["data.site: Sex is also", "a feature"], id="site-feature"
         ),
         pytest.param(

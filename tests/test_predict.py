@@ -22,10 +22,10 @@ from topoxai.errors import DataError
 from topoxai.predict import (
     LINE_BREAKS,
     STEPS,
-    baseline_probability,
     explain_rows,
     for_spreadsheets,
     read_rows,
+    reference_probability,
 )
 from topoxai.predict import predict as predict_frame
 
@@ -56,13 +56,15 @@ def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path)
         str(tmp_path / "in.csv"),
         "--output",
         str(tmp_path / "out.csv"),
+        "--digits",
+        "all",
     )
     assert result.returncode == 0, result.stderr
     positive = int((expected["probability"] >= 0.5).sum())
     out = pd.read_csv(tmp_path / "out.csv")
     # Test rows outside the training rows' range (a few: the test split's Age 28 when the
     # youngest training patient is 29) are flagged, and still scored.
-    flags = out["flags"].fillna("")
+    flags = out["domain_flags"].fillna("")
     outside = flags.str.contains("outside the training range|never saw")
     flagged = int(outside.sum())
     assert flagged < len(rows) / 10
@@ -75,12 +77,12 @@ def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path)
     assert result.stderr.splitlines() == [
         "note: ignoring columns not used by the model: HeartDisease, hospital",
         *[
-            f"note: {flagged} of {len(rows)} rows are outside the training data: see the flags column"
+            f"note: {flagged} of {len(rows)} rows are outside the training data: see the domain_flags column"
         ]
         * (flagged > 0),
         *[
-            f"note: {missing} of {len(rows)} rows have a value not measured, scored as the flags "
-            "say; how such patients' probabilities held at a hospital the model never saw: "
+            f"note: {missing} of {len(rows)} rows have a value not measured, scored as "
+            "domain_flags says; how such patients' probabilities held at a hospital the model never saw: "
             "docs/sites.md"
         ]
         * (missing > 0),
@@ -93,8 +95,8 @@ def test_probabilities_match_the_train_stage(small_run, raw_test_rows, tmp_path)
         f"scored {len(rows)} rows: {positive} positive (P(HeartDisease=1) >= 0.5); "
         f"wrote {tmp_path / 'out.csv'}",
     ]
-    assert list(out.columns) == ["row", P, "prediction", *SETS, "flags"]
-    assert out["row"].tolist() == list(range(len(rows)))
+    assert list(out.columns) == ["row", P, "prediction", *SETS, "domain_flags"]
+    assert out["row"].tolist() == list(range(1, len(rows) + 1))
     assert (out[P] - expected["probability"]).abs().max() < 1e-6
     assert out["prediction"].tolist() == (expected["probability"] >= 0.5).astype(int).tolist()
 
@@ -103,8 +105,9 @@ def test_stdin_stdout_ids_and_threshold(small_run, raw_test_rows):
     rows, expected = raw_test_rows
     text = rows.head(5).assign(patient=list("abcde")).to_csv(index=False)
     result = predict(
-        small_run / "models", "--input", "-", "--id", "patient", "--threshold", "0", stdin=text
-    )
+        small_run / "models", "--input", "-", "--id", "patient", "--threshold", "0",
+        "--digits", "all", stdin=text,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = pd.read_csv(io.StringIO(result.stdout))
     assert out["patient"].tolist() == list("abcde")
@@ -117,10 +120,13 @@ def test_unknown_category_follows_the_training_rule(small_run, raw_test_rows):
     text = rows.head(2).assign(ChestPainType="XYZ").to_csv(index=False)
     result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0
-    assert "note: 2 of 2 rows are outside the training data: see the flags column" in result.stderr
+    assert (
+        "note: 2 of 2 rows are outside the training data: see the domain_flags column"
+        in result.stderr
+    )
     out = pd.read_csv(io.StringIO(result.stdout))
     assert (
-        out["flags"].tolist()
+        out["domain_flags"].tolist()
         == ["ChestPainType='XYZ': a category training never saw (known: ASY, ATA, NAP, TA)"] * 2
     )
 
@@ -128,7 +134,7 @@ def test_unknown_category_follows_the_training_rule(small_run, raw_test_rows):
 def test_extra_columns_such_as_a_dropped_id_are_ignored(small_run, raw_test_rows):
     rows, expected = raw_test_rows
     text = rows.head(5).assign(PatientID=range(100, 105)).to_csv(index=False)
-    result = predict(small_run / "models", "--input", "-", stdin=text)
+    result = predict(small_run / "models", "--input", "-", "--digits", "all", stdin=text)
     assert result.returncode == 0, result.stderr
     note = "note: ignoring columns not used by the model: HeartDisease, hospital, PatientID"
     assert result.stderr.strip() == note
@@ -141,7 +147,7 @@ def test_na_word_is_a_category_as_in_training(small_run, raw_test_rows):
     text = _edit(rows, "ChestPainType", "NA").to_csv(index=False)
     result = predict(small_run / "models", "--input", "-", stdin=text)
     assert result.returncode == 0, result.stderr
-    flags = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)["flags"]
+    flags = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)["domain_flags"]
     assert flags[2].startswith("ChestPainType='NA': a category training never saw")
 
 
@@ -150,10 +156,10 @@ def test_category_written_as_a_float_is_the_trained_one(small_run, raw_test_rows
     floats = rows.astype({"FastingBS": float})  # a CSV written by pandas from floats: 0.0, 1.0
     text = floats.to_csv(index=False)
     assert {"0.0", "1.0"} <= {line.split(",")[5] for line in text.splitlines()[1:]}  # premise
-    result = predict(small_run / "models", "--input", "-", stdin=text)
+    result = predict(small_run / "models", "--input", "-", "--digits", "all", stdin=text)
     assert result.returncode == 0, result.stderr
     out = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
-    assert not out["flags"].str.contains("FastingBS").any()
+    assert not out["domain_flags"].str.contains("FastingBS").any()
     assert (out[P] - expected["probability"]).abs().max() < 1e-6
 
 
@@ -169,13 +175,13 @@ def _edit(rows: pd.DataFrame, column: str, value: str | None) -> pd.DataFrame:
         (lambda r: r.head(3).drop(columns="Age"), "error: missing column Age"),
         (
             lambda r: _edit(r, "MaxHR", "high"),
-            "error: column MaxHR, line 4: 'high' is not a number",
+            "error: column MaxHR, row 3: 'high' is not a number",
         ),
         (
             lambda r: _edit(r, "Oldpeak", "inf"),
-            "error: column Oldpeak, line 4: inf is not a number",
+            "error: column Oldpeak, row 3: inf is not a number",
         ),
-        (lambda r: _edit(r, "MaxHR", "NA"), "error: column MaxHR, line 4: 'NA' is not a number"),
+        (lambda r: _edit(r, "MaxHR", "NA"), "error: column MaxHR, row 3: 'NA' is not a number"),
         (lambda r: r.head(0), "error: the input has no rows"),
     ],
 )
@@ -243,7 +249,7 @@ def test_predict_imports_neither_lightning_nor_clearml(small_run, raw_test_rows,
 
 def test_explain_rows_add_up_to_the_probability(small_run, raw_test_rows):
     """Completeness on a trained (nonlinear) MLP: per row, the contributions to the
-    probability sum to probability - baseline_probability, up to the quadrature's error:
+    probability sum to probability - reference_probability, up to the quadrature's error:
     at most 0.0032 at the default 32 steps on this model, 0.0004 at 200."""
     rows, _ = raw_test_rows
     model = load_model(small_run / "models")
@@ -252,7 +258,7 @@ def test_explain_rows_add_up_to_the_probability(small_run, raw_test_rows):
         got = explain_rows(model, rows, steps=steps, warn=False)
         assert list(got.columns) == [*model.spec.numeric, *model.spec.categorical]
         assert got.index.equals(rows.index)
-        gap = got.sum(axis=1) + baseline_probability(model) - probability
+        gap = got.sum(axis=1) + reference_probability(model) - probability
         assert gap.abs().max() < error, (steps, gap.abs().max())
 
 
@@ -266,18 +272,21 @@ def test_explain_adds_each_rows_top_features_after_the_same_scores(small_run, ra
         folder, "--input", "-", "--id", "patient", "--explain", "--top", "2", stdin=text
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr == plain.stderr  # the same notes, once
+    model = load_model(folder)
+    reference = reference_probability(model)
+    # The same notes, once, and what every contribution is measured from, once for all rows.
+    assert result.stderr == plain.stderr + (
+        "note: contributions are measured from the reference patient (numbers at their "
+        f"training means, categories an even mix), whose {P} is {reference:.4f}: a row's "
+        "contributions add up to its probability minus that\n"
+    )
     # The scores are today's bytes; the explanation follows them on the same line.
     lines = result.stdout.splitlines()
     assert all(b.startswith(f"{a},") for a, b in zip(plain.stdout.splitlines(), lines, strict=True))
     out = pd.read_csv(io.StringIO(result.stdout))
     each = [f"top{k}_{what}" for k in (1, 2) for what in ("feature", "value", "contribution")]
-    assert list(out.columns) == [
-        "patient", P, "prediction", *SETS, "flags", "baseline_probability", *each, "other_contribution"
-    ]  # fmt: skip
-    model = load_model(folder)
+    assert list(out.columns) == ["patient", P, "prediction", *SETS, "domain_flags", *each, "other_contribution"]  # fmt: skip
     full = explain_rows(model, rows, warn=False)
-    assert (out["baseline_probability"] - baseline_probability(model)).abs().max() < 1e-12
     for i in range(len(out)):
         row, contributions, raw = out.iloc[i], full.iloc[i], rows.iloc[i]
         ranked = contributions.abs().sort_values(ascending=False, kind="stable").index[:2]
@@ -288,8 +297,8 @@ def test_explain_adds_each_rows_top_features_after_the_same_scores(small_run, ra
             assert str(row[f"top{k}_value"]) == str(raw[feature])
         rest = contributions.drop(list(ranked)).sum()
         assert row["other_contribution"] == pytest.approx(rest, abs=5e-5)
-        # Baseline + every contribution = the probability, within the quadrature's error.
-        total = row["baseline_probability"] + row[["top1_contribution", "top2_contribution"]].sum()
+        # The reference + every contribution = the probability, within the quadrature's error.
+        total = reference + row[["top1_contribution", "top2_contribution"]].sum()
         assert total + row["other_contribution"] == pytest.approx(row[P], abs=5e-3)
 
 
@@ -379,7 +388,7 @@ def test_readme_python_snippet_runs_as_written(small_run, tmp_path):
     assert csv is not None
     (tmp_path / "patients.csv").write_text(csv.group(1) + "\n")
     shutil.copytree(small_run / "models", tmp_path / "models")
-    check = "\nassert list(scores.columns) == ['P(HeartDisease=1)', 'prediction', 'set', 'p_value(HeartDisease=0)', 'p_value(HeartDisease=1)', 'ood_p_value', 'ood_flag', 'flags'] and len(scores) == 3\n"
+    check = "\nassert list(scores.columns) == ['P(HeartDisease=1)', 'prediction', 'set', 'p_value(HeartDisease=0)', 'p_value(HeartDisease=1)', 'ood_p_value', 'ood_flag', 'domain_flags'] and len(scores) == 3\n"
     result = subprocess.run(
         [sys.executable, "-c", code + check], cwd=tmp_path, capture_output=True, text=True
     )
@@ -437,23 +446,28 @@ def test_flagged_rows_are_scored_and_strict_refuses_them(small_run, raw_test_row
     rows.to_csv(tmp_path / "in.csv", index=False)
     result = predict(small_run / "models", "--input", str(tmp_path / "in.csv"))
     assert result.returncode == 0, result.stderr
-    assert "note: 1 of 4 rows is outside the training data: see the flags column" in result.stderr
-    assert "note: 1 of 4 rows has a value not measured, scored as the flags say" in result.stderr
+    assert (
+        "note: 1 of 4 rows is outside the training data: see the domain_flags column"
+        in result.stderr
+    )
+    assert (
+        "note: 1 of 4 rows has a value not measured, scored as domain_flags says" in result.stderr
+    )
     out = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
-    assert out["flags"][0] == ""
+    assert out["domain_flags"][0] == ""
     spec = load_model(small_run / "models").spec
     median = spec.medians[spec.numeric.index("Cholesterol")]
     assert (
-        out["flags"][1]
+        out["domain_flags"][1]
         == f"Cholesterol=0: not measured, scored as {median:.15g} (the training median)"
     )
-    assert out["flags"][3].startswith("RestingBP=400: outside the training range [")
+    assert out["domain_flags"][3].startswith("RestingBP=400: outside the training range [")
     assert (out[P] > 0).all() and (out[P] < 1).all()  # flagged rows are still scored
-    assert abs(out[P][0] - expected["probability"][0]) < 1e-6
+    assert abs(out[P][0] - expected["probability"][0]) <= 5e-5  # written to 4 decimals
 
     model = load_model(small_run / "models")
     quiet = predict_frame(model, rows, warn=False)  # warn=False: no notes, the flags all the same
-    assert quiet["flags"].tolist() == out["flags"].tolist()
+    assert quiet["domain_flags"].tolist() == out["domain_flags"].tolist()
 
     target = tmp_path / "out.csv"
     result = predict(
@@ -466,11 +480,11 @@ def test_flagged_rows_are_scored_and_strict_refuses_them(small_run, raw_test_row
     )
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
-        f"error: line 3: Cholesterol=0: not measured, scored as {median:.15g} (the training "
+        f"error: row 2: Cholesterol=0: not measured, scored as {median:.15g} (the training "
         "median) (strict: every row must be inside the training data)"
     )
     assert not target.exists()
-    with pytest.raises(DataError, match="line 3: Cholesterol=0"):
+    with pytest.raises(DataError, match="row 2: Cholesterol=0"):
         predict_frame(model, rows, strict=True)
 
 
@@ -491,7 +505,9 @@ def test_no_cell_that_echoes_the_input_can_run_as_a_formula(small_run, raw_test_
     formula += [c for c in cells if c.startswith("-") and not re.fullmatch(number, c)]
     assert formula == []
     assert out["patient"].tolist() == ["'@SUM(1+1)", "-5", "'+cmd|' /C calc'!A0", "'\tTAB"]
-    assert out["flags"][0].startswith(f"ChestPainType={hostile!r}: a category training never saw")
+    assert out["domain_flags"][0].startswith(
+        f"ChestPainType={hostile!r}: a category training never saw"
+    )
     shown = out.filter(like="_value").to_numpy().ravel().tolist()
     assert "'" + hostile in shown  # the raw value of --explain, defused too
     numbers = pd.read_csv(io.StringIO(result.stdout))
@@ -565,7 +581,7 @@ def test_an_output_that_is_not_a_number_is_refused(small_run, raw_test_rows, tmp
     result = predict(small_run / "models", "--input", str(tmp_path / "in.csv"))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines()[-1] == (
-        "error: line 4: the model's output is not a number (Cholesterol=1e+300: outside the "
+        "error: row 3: the model's output is not a number (Cholesterol=1e+300: outside the "
         "training range [" + result.stderr.split("training range [")[1].split("]")[0] + "])"
     )
 
@@ -613,7 +629,9 @@ def test_a_frame_indexed_by_patient_names_its_rows(small_run, raw_test_rows):
     frame = rows.head(3).set_axis(["p0", "p1", "p2"]).astype({"Age": float})
     frame.loc["p1", "Age"] = 120.0
     model = load_model(small_run / "models")
-    assert predict_frame(model, frame, warn=False)["flags"]["p1"].startswith("Age=120: outside")
+    assert predict_frame(model, frame, warn=False)["domain_flags"]["p1"].startswith(
+        "Age=120: outside"
+    )
     with pytest.raises(DataError, match=r"^row 'p1': Age=120: outside the training range"):
         predict_frame(model, frame, strict=True)
 
@@ -622,12 +640,15 @@ def test_a_frame_indexed_by_patient_names_its_rows(small_run, raw_test_rows):
     ("ids", "message"),
     [
         (["--id", "Age", "--id", "Age"], "error: --id Age is given twice"),
-        (["--id", "flags"], "error: --id flags: the output has a column of that name already"),
+        (
+            ["--id", "domain_flags"],
+            "error: --id domain_flags: the output has a column of that name already",
+        ),
     ],
 )
 def test_ids_that_would_repeat_an_output_column_are_refused(small_run, raw_test_rows, ids, message):
     rows, _ = raw_test_rows
-    text = rows.head(2).assign(flags="mine").to_csv(index=False)
+    text = rows.head(2).assign(domain_flags="mine").to_csv(index=False)
     result = predict(small_run / "models", "--input", "-", *ids, stdin=text)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines()[-1] == message
@@ -730,7 +751,7 @@ def test_a_value_not_measured_is_scored_as_the_training_median_and_flagged(
     typed = predict_frame(model, row.assign(Oldpeak=median["Oldpeak"]), warn=False)
     assert empty[P].tolist() == typed[P].tolist()
     assert (
-        empty["flags"][0]
+        empty["domain_flags"][0]
         == f"Oldpeak empty: not measured, scored as {median['Oldpeak']:.15g} (the training median)"
     )
     assert "Cholesterol" in spec.indicators  # Switzerland: every Cholesterol is 0
@@ -740,7 +761,7 @@ def test_a_value_not_measured_is_scored_as_the_training_median_and_flagged(
     assert x[0, spec.feature_names.index("Cholesterol")] == pytest.approx(
         (median["Cholesterol"] - spec.means[2]) / spec.scales[2]  # Age, RestingBP, Cholesterol
     )
-    assert zero["flags"][0].startswith("Cholesterol=0: not measured, scored as")
+    assert zero["domain_flags"][0].startswith("Cholesterol=0: not measured, scored as")
 
 
 def test_the_ood_flag_is_strictly_below_alpha(small_run, raw_test_rows):
@@ -753,3 +774,55 @@ def test_the_ood_flag_is_strictly_below_alpha(small_run, raw_test_rows):
         scores = predict_frame(dataclasses.replace(model, ood=distance), rows.head(1), warn=False)
         assert scores["ood_p_value"].tolist() == [1 / (n + 1)]
         assert scores["ood_flag"].tolist() == [flagged]
+
+
+def test_probabilities_and_p_values_are_written_to_the_digits_asked(small_run, raw_test_rows):
+    rows, _ = raw_test_rows
+    text = rows.head(30).to_csv(index=False)
+    full = pd.read_csv(io.StringIO(predict(small_run / "models", "--input", "-", "--digits", "all", stdin=text).stdout))  # fmt: skip
+    for digits, args in ((4, []), (2, ["--digits", "2"]), (0, ["--digits", "0"])):
+        result = predict(small_run / "models", "--input", "-", *args, stdin=text)
+        out = pd.read_csv(io.StringIO(result.stdout))
+        for column in (P, *SETS[1:4]):
+            assert (out[column] == full[column].round(digits)).all(), (digits, column)
+        # The prediction is made before rounding: 0 decimals do not move it.
+        assert (out["prediction"] == full["prediction"]).all()
+    assert full[P].map(lambda v: len(repr(v))).max() > 12  # unrounded: all the digits
+
+
+@pytest.mark.parametrize("digits", ["-1", "18", "two", "4.5", "٣"])
+def test_bad_digits_fail_with_one_line_and_no_output(small_run, raw_test_rows, digits):
+    rows, _ = raw_test_rows
+    result = predict(small_run / "models", "--input", "-", "--digits", digits, stdin=rows.head(2).to_csv(index=False))  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        f"error: --digits must be a whole number from 0 to 17, or all (got {digits!r})"
+    )
+
+
+def test_an_errors_row_number_is_the_outputs_row_number(small_run, raw_test_rows):
+    """One convention: the row an error names is the row the output numbers alike."""
+    rows, _ = raw_test_rows
+    rows = rows.head(5).astype({"Age": float})
+    rows.loc[3, "Age"] = 120.0
+    text = rows.to_csv(index=False)
+    out = pd.read_csv(io.StringIO(predict(small_run / "models", "--input", "-", stdin=text).stdout), keep_default_na=False)  # fmt: skip
+    flagged = out.loc[out["domain_flags"].str.startswith("Age=120"), "row"].tolist()
+    strict = predict(small_run / "models", "--input", "-", "--strict", stdin=text)
+    assert strict.stderr.splitlines()[-1].startswith(f"error: row {flagged[0]}: Age=120")
+    assert flagged == [4] and out["row"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_sets_name_the_classes_and_an_unnamed_model_shows_its_labels(small_run, raw_test_rows):
+    rows, _ = raw_test_rows
+    model = load_model(small_run / "models")
+    assert model.spec.names == ["no heart disease", "heart disease"]
+    assert model.card["class_names"] == ["no heart disease", "heart disease"]
+    named = predict_frame(model, rows, warn=False)["set"]
+    # A folder written before class names (or with data.class_names empty): the labels.
+    unnamed = dataclasses.replace(model, spec=dataclasses.replace(model.spec, class_names=None))
+    labelled = predict_frame(unnamed, rows, warn=False)["set"]
+    words = {"{}": "{}", "{0}": "{no heart disease}", "{1}": "{heart disease}"}
+    words["{0, 1}"] = "{no heart disease, heart disease}"
+    assert set(labelled) <= set(words) and len(set(labelled)) >= 2
+    assert named.tolist() == [words[s] for s in labelled]

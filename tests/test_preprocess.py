@@ -112,11 +112,11 @@ def test_preprocess_replaces_an_old_folder_and_keeps_it_on_error(data, raw, tmp_
         (lambda f: f.drop(columns="HeartDisease"), "missing column HeartDisease"),
         (
             lambda f: f.assign(MaxHR=f["MaxHR"].astype(object).where(f.index != 5, "n/a")),
-            "column MaxHR, line 7",
+            "column MaxHR, row 6",
         ),
         (
             lambda f: f.assign(HeartDisease=f["HeartDisease"].where(f.index != 2, None)),
-            "column HeartDisease, line 4: an empty target value",
+            "column HeartDisease, row 3: an empty target value",
         ),
         (lambda f: f.assign(Cholesterol=0), "no rows left"),
         (
@@ -160,7 +160,7 @@ def test_bad_row_in_a_long_file_names_its_line(long_csv, tmp_path):
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [
-        ("MaxHR", "n/a", "error: column MaxHR, line 70001: 'n/a' is not a number"),
+        ("MaxHR", "n/a", "error: column MaxHR, row 70000: 'n/a' is not a number"),
         # Read in chunks, the target would hold 0 and 1 as numbers in the first chunk and as
         # words in the chunk with text: one class each, and unsortable. It is read as text.
         ("HeartDisease", "yes", "error: column HeartDisease: the pipeline needs two classes, "

@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from topoxai.predict import LINE_BREAKS, csv_text
+from topoxai.artifacts import load_model
+from topoxai.predict import LINE_BREAKS, csv_text, reference_probability
 
 # topoxai serve needs the serve extra (FastAPI, uvicorn): without it, these tests skip.
 INLINE_BYTES = pytest.importorskip("topoxai.serve").INLINE_BYTES
@@ -119,16 +120,24 @@ def records(frame: pd.DataFrame) -> list[dict]:
     return json.loads(frame.to_json(orient="records"))
 
 
-@pytest.mark.parametrize("explain", [[], ["--explain", "--top", "4"]], ids=["plain", "explain"])
-def test_predictions_are_the_commands_byte_for_byte(server, small_run, rows, tmp_path, explain):
+@pytest.mark.parametrize(
+    ("args", "query"),
+    [([], ""), (["--explain", "--top", "4"], "?explain=true&top=4"), (["--digits", "all"], "?digits=all")],
+    ids=["plain", "explain", "digits"],
+)  # fmt: skip
+def test_predictions_are_the_commands_byte_for_byte(server, small_run, rows, tmp_path, args, query):
     """JSON records and a CSV body give `topoxai predict`'s columns and numbers: the JSON
     answer written as the command writes CSV, and the CSV answer, are its output exactly."""
     rows.to_csv(tmp_path / "in.csv", index=False)
     assert len(json.dumps(records(rows))) > INLINE_BYTES > (tmp_path / "in.csv").stat().st_size
-    expected, notes = cli(small_run / "models", tmp_path / "in.csv", *explain)
-    query = "?explain=true&top=4" if explain else ""
+    expected, notes = cli(small_run / "models", tmp_path / "in.csv", *args)
     status, answer = server.score(records(rows), query)
     assert status == 200, answer
+    if "explain" in query:  # said once, not in every row
+        reference = reference_probability(load_model(small_run / "models"))
+        assert answer["reference_probability"] == round(reference, 4)
+    else:
+        assert "reference_probability" not in answer
     table = pd.DataFrame(answer["predictions"])
     assert csv_text(table) == expected
     assert answer["notes"] == notes  # the command's notes too
@@ -152,6 +161,9 @@ def test_health_ready_and_the_models_card(server, small_run):
     assert status == 200
     assert {k: served[k] for k in card} == card  # the card as written, plus what follows
     assert served["positive_class"] == 1 and served["conformal"]["level"] == 0.95
+    assert served["class_names"] == ["no heart disease", "heart disease"]
+    model = load_model(small_run / "models")
+    assert served["reference_probability"] == reference_probability(model)
     assert served["intended_use"].startswith("research and teaching only: not a medical device")
     assert [i["name"] for i in served["inputs"]] == [
         "Age", "RestingBP", "Cholesterol", "MaxHR", "Oldpeak",
@@ -181,34 +193,36 @@ BAD = {
     "empty body": (b"", None, 400, "the request has no body"),
     "no rows": (b"[]", None, 422, "the input has no rows"),
     "not an array": (json.dumps(ROW).encode(), None, 422, "send a JSON array of records"),
-    "not a record": (b"[1, 2]", None, 422, "record 0: not an object"),
+    "not a record": (b"[1, 2]", None, 422, "row 1: not an object"),
     "a boolean": ([ROW, ROW | {"FastingBS": True}], None, 422,
-                  "record 1, column FastingBS: true is not a number, text or null"),
+                  "row 2, column FastingBS: true is not a number, text or null"),
     "a nested value": ([ROW | {"Age": {"years": 49}}], None, 422,
-                       'record 0, column Age: {"years": 49} is not a number'),
+                       'row 1, column Age: {"years": 49} is not a number'),
     "text for a number": ([ROW | {"Age": "forty"}], None, 422,
-                          "column Age, record 0: 'forty' is not a number"),
+                          "column Age, row 1: 'forty' is not a number"),
     "NaN": (json.dumps([ROW]).replace("49", "NaN").encode(), None, 422,
             "NaN is not a value JSON allows: send null if not measured"),
     "Infinity": (json.dumps([ROW]).replace("49", "-Infinity").encode(), None, 422,
                  "-Infinity is not a value JSON allows"),
     "a number past float range": (json.dumps([ROW]).replace("49", "1e999").encode(), None,
-                                  422, "record 0, column Age: Infinity is not a number"),
+                                  422, "row 1, column Age: Infinity is not a number"),
     "a missing column": ([{k: v for k, v in ROW.items() if k != "MaxHR"}], None, 422,
-                         "record 0: missing column MaxHR (the model reads Age, RestingBP"),
+                         "row 1: missing column MaxHR (the model reads Age, RestingBP"),
     "an extra column": ([ROW, ROW | {"age": 49}], None, 422,
-                        "record 1: unknown column age (the model reads"),
+                        "row 2: unknown column age (the model reads"),
     "an extra CSV column": (b"x," + ",".join(ROW).encode() + b"\n1," + b",".join(
         str(v).encode() for v in ROW.values()) + b"\n", "text/csv", 422,
         "the CSV header: unknown column x"),
     "a bad CSV cell": (",".join(ROW).encode() + b"\n" + b",".join(
         str(v).encode() for v in ROW.values()).replace(b"49", b"4o9") + b"\n", "text/csv",
-        422, "column Age, line 2: '4o9' is not a number"),
+        422, "column Age, row 1: '4o9' is not a number"),
     "deeply nested JSON": (b"[" * 100_000 + b"]" * 100_000, None, 400, "nested too deeply"),
     "the wrong content type": (json.dumps([ROW]).encode(), "text/plain", 415,
                                "send application/json (an array of records) or text/csv"),
     "a bad query parameter": ([ROW], "?top=0", 422,
                               "query parameter top: Input should be greater than or equal to 1"),
+    "bad digits": ([ROW], "?digits=5.5", 422,
+                   "query parameter digits must be a whole number from 0 to 17, or all (got '5.5')"),
 }  # fmt: skip
 
 
@@ -268,14 +282,14 @@ def test_an_unknown_category_is_flagged_and_scored_as_predict_does(server):
     status, answer = server.score([ROW | {"ChestPainType": "=cmd()"}, ROW])
     assert status == 200
     first, second = answer["predictions"]
-    assert "ChestPainType='=cmd()': a category training never saw" in first["flags"]
-    assert second["flags"] == ""
+    assert "ChestPainType='=cmd()': a category training never saw" in first["domain_flags"]
+    assert second["domain_flags"] == ""
 
 
 def test_a_value_not_measured_is_null_or_empty(server):
     status, answer = server.score([ROW | {"Cholesterol": None}, ROW | {"Sex": ""}])
     assert status == 200, answer
-    first, second = (row["flags"] for row in answer["predictions"])
+    first, second = (row["domain_flags"] for row in answer["predictions"])
     assert first.startswith("Cholesterol empty: not measured, scored as")
     assert second.startswith("Sex empty: not measured, scored as 'M'")
 
@@ -297,7 +311,7 @@ def test_ids_and_strict_as_the_command_takes_them(server):
     assert "row" not in answer["predictions"][0]
     status, answer = server.score([ROW, ROW | {"RestingBP": 400}], "?strict=true")
     assert status == 422
-    assert answer["error"].startswith("record 1: RestingBP=400: outside the training range")
+    assert answer["error"].startswith("row 2: RestingBP=400: outside the training range")
 
 
 def test_bad_requests_amid_good_ones_change_no_answer(server, rows):
@@ -401,7 +415,10 @@ def test_the_page_scores_a_patient_in_headless_chromium(server, small_run, tmp_p
         Select(page.find_element(By.ID, "f-RestingECG")).select_by_visible_text("not measured")
         page.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         WebDriverWait(page, 30).until(lambda p: p.find_element(By.ID, "result").is_displayed())
-        shown = {i: page.find_element(By.ID, i).text for i in ("probability", "set", "ood")}
+        shown = {
+            i: page.find_element(By.ID, i).text
+            for i in ("probability", "prediction", "set", "ood", "reference")
+        }
         flags = page.find_element(By.ID, "flags").text
         contributions = page.find_element(By.ID, "contributions").text
     finally:
@@ -410,9 +427,13 @@ def test_the_page_scores_a_patient_in_headless_chromium(server, small_run, tmp_p
     row = expected[1]["predictions"][0]
     assert shown["probability"] == f"{100 * row['P(HeartDisease=1)']:.1f}%"
     assert shown["ood"].startswith(f"{row['ood_p_value']:.3f}")
-    words = {"{0}": "HeartDisease=0 only", "{1}": "HeartDisease=1 only", "{0,1}": "either class"}
+    names = {0: "no heart disease", 1: "heart disease"}
+    assert shown["prediction"] == names[row["prediction"]]
+    words = {f"{{{names[0]}}}": f"{names[0]} only", f"{{{names[1]}}}": f"{names[1]} only",
+             f"{{{names[0]}, {names[1]}}}": "either class"}  # fmt: skip
     assert shown["set"].startswith(words.get(row["set"], "neither class"))
-    assert flags.splitlines() == row["flags"].split("; ")
+    assert shown["reference"] == f"{100 * expected[1]['reference_probability']:.1f}%"
+    assert flags.splitlines() == row["domain_flags"].split("; ")
     assert "Cholesterol empty: not measured" in flags and "RestingECG empty" in flags
     assert contributions.splitlines()[0].startswith(row["top1_feature"])
 

@@ -108,9 +108,12 @@ def test_an_updated_default_model_scores_a_hospitals_rows(small_run, hospital_ro
     )
     # The network's probability, mapped: exactly what predict now says, ranking unchanged.
     before = _topoxai(
-        "predict", "--model", str(small_run / "models"), "--input", str(hospital_rows)
+        "predict", "--model", str(small_run / "models"), "--input", str(hospital_rows),
+        "--digits", "all",
+    )  # fmt: skip
+    after = _topoxai(
+        "predict", "--model", str(out), "--input", str(hospital_rows), "--digits", "all"
     )
-    after = _topoxai("predict", "--model", str(out), "--input", str(hospital_rows))
     assert after.returncode == 0, after.stderr
     assert (
         "note: scoring with a model updated on 303 rows of "

@@ -31,7 +31,7 @@ def feature_groups(spec: Preprocessor) -> dict[str, list[int]]:
     return groups
 
 
-def even_baseline(spec: Preprocessor) -> np.ndarray:
+def even_reference(spec: Preprocessor) -> np.ndarray:
     """The reference of per-row explanations, as one network input row: every numeric at its
     training mean (0 once standardized), every categorical an even mix of its categories
     (1/k in each of its k one-hot columns), every value measured.
@@ -42,7 +42,7 @@ def even_baseline(spec: Preprocessor) -> np.ndarray:
     """
     numeric = np.zeros(len(spec.numeric))
     onehot = [np.full(len(categories), 1 / len(categories)) for categories in spec.categories]
-    measured = np.zeros(len(spec.indicators))  # the baseline patient's values were measured
+    measured = np.zeros(len(spec.indicators))  # the reference patient's values were measured
     return np.concatenate([numeric, *onehot, measured])[None]
 
 
@@ -52,16 +52,16 @@ def positive_probability(net: nn.Module) -> nn.Module:
 
 
 def integrated_gradients(
-    model: nn.Module, x: np.ndarray, baseline: np.ndarray, steps: int, *, progress: bool = False
+    model: nn.Module, x: np.ndarray, reference: np.ndarray, steps: int, *, progress: bool = False
 ) -> np.ndarray:
     """Integrated gradients (Sundararajan et al. 2017) of a one-output model, per row and column.
 
-    The path integral from `baseline` (one row, or one per row) to each row, by `steps`-point
-    Gauss-Legendre quadrature: captum's default rule, which this replaced so that predicting
-    needs no extra package. A ReLU network's gradient jumps along the path, so the rule
-    converges slowly; the error shows as the gap between the attributions' sum and
-    model(x) - model(baseline). Rows go PATH_POINTS / steps at a time; `progress` shows
-    them on a terminal (`topoxai.progress`).
+    The path integral from `reference` (the paper's "baseline"; one row, or one per row) to
+    each row, by `steps`-point Gauss-Legendre quadrature: captum's default rule, which this
+    replaced so that predicting needs no extra package. A ReLU network's gradient jumps along
+    the path, so the rule converges slowly; the error shows as the gap between the
+    attributions' sum and model(x) - model(reference). Rows go PATH_POINTS / steps at a
+    time; `progress` shows them on a terminal (`topoxai.progress`).
     """
     dtype = _dtype(model)  # the network's: float64 in the explain stage
     nodes, weights = np.polynomial.legendre.leggauss(steps)  # on [-1, 1]: map to [0, 1]
@@ -69,7 +69,7 @@ def integrated_gradients(
     # float32 weights, as captum had them: the explain stage's outputs kept their bytes.
     step_weights = torch.as_tensor(0.5 * weights, dtype=torch.float32)[:, None, None]
     inputs = torch.as_tensor(x, dtype=dtype)
-    base = torch.as_tensor(baseline, dtype=dtype).expand_as(inputs)
+    base = torch.as_tensor(reference, dtype=dtype).expand_as(inputs)
     rows = max(1, PATH_POINTS // steps)
     # Allocated once: small results kept between the large, freed activations fragmented
     # the heap (10,000 rows took 2 GB, growing with the rows).

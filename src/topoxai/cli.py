@@ -11,6 +11,12 @@ from topoxai.errors import UserError, run_main
 # The serve command's defaults, kept here so that --help needs no web framework.
 MAX_BODY = 16 * 2**20
 TOKEN_ENV = "TOPOXAI_TOKEN"
+# Decimals of the probabilities and p-values `topoxai predict` writes (`--digits all`: as
+# computed): a conformal p-value is a multiple of 1/(n + 1), about 0.005 apart for the
+# default model's 200-odd calibration rows, so 4 tell every two apart; a probability's 5th
+# is near float32's noise between batches (docs/serve.md). Here, not in predict, so that
+# --help imports no torch.
+DIGITS = 4
 TOP = 3  # features per row with --explain: the ones that moved it most, readable in one line
 
 
@@ -30,15 +36,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--strict", action="store_true",
         help="refuse the input, writing nothing, if any row is outside the training data "
-        "(see the flags column)",
+        "(see the domain_flags column)",
     )  # fmt: skip
     p.add_argument(
         "--id", action="append", dest="ids", metavar="COLUMN",
         help="input column to copy to the output (repeatable); default: the row number",
     )  # fmt: skip
     p.add_argument(
+        "--digits", default=str(DIGITS), metavar="D",
+        help=f"decimals of probabilities and p-values (default: {DIGITS}); all: as computed",
+    )  # fmt: skip
+    p.add_argument(
         "--explain", action="store_true",
-        help="add the features that moved each row's probability most from the baseline's",
+        help="add the features that moved each row's probability most from the reference "
+        "patient's",
     )  # fmt: skip
     p.add_argument(
         "--top", type=int, metavar="N",
@@ -99,11 +110,23 @@ def main(argv: list[str] | None = None) -> None:
         help="record the workspace's metrics as those verify expects, in a file to commit "
         "with dvc.lock",
     )
+    commands.add_parser(
+        "repro",
+        help="dvc repro, without its hint to dvc push when no remote is configured (make run); "
+        "other arguments go to dvc repro",
+        add_help=False,
+    )
     c = commands.add_parser(
         "check-params", help="validate a params file, as every stage does before it runs"
     )
     c.add_argument("params", nargs="?", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "repro":
+        from topoxai.repro import repro
+
+        sys.exit(repro(rest))
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "check-params":
         run_main(lambda: _check_params(args.params))
     elif args.command == "show":
@@ -208,13 +231,14 @@ def _flatten(card: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 
 def _predict(args: argparse.Namespace) -> None:
     from topoxai.files import write_text
-    from topoxai.predict import csv_text, predict_csv
+    from topoxai.predict import csv_text, digits_of, predict_csv
 
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold must be in [0, 1] (got {args.threshold:g})")
     if args.top is not None and not args.explain:
         raise UserError("--top needs --explain")
     explain = (TOP if args.top is None else args.top) if args.explain else None
+    digits = digits_of(args.digits)
     table = predict_csv(
         args.model,
         args.input,
@@ -222,6 +246,7 @@ def _predict(args: argparse.Namespace) -> None:
         id_columns=args.ids,
         explain=explain,
         strict=args.strict,
+        digits=digits,
     )
     # Opened in spreadsheets: no cell that echoes the input may run as a formula there.
     text = csv_text(table)

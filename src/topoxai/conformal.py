@@ -76,9 +76,10 @@ def calibrate(proba: np.ndarray, labels: np.ndarray, level: float) -> Conformal:
     return Conformal(level=level, scores=scores)
 
 
-def describe(sets: np.ndarray, classes: list[object]) -> np.ndarray:
-    """Each row's set of a two-class model as text: "{0}", "{1}", "{0,1}" or "{}"."""
-    a, b = (str(c) for c in classes)
-    text = np.array(["{}", "{" + b + "}", "{" + a + "}", "{" + a + "," + b + "}"], dtype=object)
+def describe(sets: np.ndarray, names: list[str]) -> np.ndarray:
+    """Each row's set of a two-class model as text, by the classes' names (`Preprocessor.names`):
+    "{no heart disease}", "{heart disease}", "{no heart disease, heart disease}" or "{}"."""
+    a, b = names
+    text = np.array(["{}", "{" + b + "}", "{" + a + "}", "{" + a + ", " + b + "}"], dtype=object)
     sets = np.asarray(sets, dtype=np.int64)
     return text[sets[:, 0] * 2 + sets[:, 1]]

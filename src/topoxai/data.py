@@ -94,7 +94,7 @@ def read_raw(
         raise DataError(f"{path}: no rows")
     if frame[target].isna().any():
         i = int(np.argmax(frame[target].isna().to_numpy()))
-        raise DataError(f"column {target}, line {i + 2}: an empty target value")
+        raise DataError(f"column {target}, row {i + 1}: an empty target value")
     if frame[target].dtype == object:
         # Text somewhere in the column: all of it as text, as one chunk of a long file would
         # otherwise hold the numbers 0, 1 and another the words "0", "1".
@@ -102,7 +102,7 @@ def read_raw(
     if site is not None:
         if frame[site].isna().any():
             i = int(np.argmax(frame[site].isna().to_numpy()))
-            raise DataError(f"column {site}, line {i + 2}: an empty site (data.site)")
+            raise DataError(f"column {site}, row {i + 1}: an empty site (data.site)")
         frame[site] = frame[site].astype(str)
     numeric = [c for c in frame.columns if c not in (target, site) and c not in categorical]
     # Raises on text in a numeric column; an empty cell is a missing value.

@@ -15,7 +15,7 @@ estimates; a narrower range would flag, by construction, rows like those it lear
 import numpy as np
 import pandas as pd
 
-from topoxai.features import Parsed, Preprocessor, index_in, line_of, per_row
+from topoxai.features import Parsed, Preprocessor, index_in, per_row, row_of
 
 # Every flag of a value not measured says so in these words.
 MISSING_REASON = "not measured, scored as"
@@ -70,7 +70,7 @@ def first_flag(frame: pd.DataFrame, flags: np.ndarray) -> str | None:
     if not len(flagged):
         return None
     i = int(flagged[0])
-    return f"{line_of(frame, i)}: {flags[i].split('; ')[0]}"
+    return f"{row_of(frame, i)}: {flags[i].split('; ')[0]}"
 
 
 def summary(flags: np.ndarray) -> str | None:
@@ -86,7 +86,7 @@ def summary(flags: np.ndarray) -> str | None:
     verb = "is" if count == 1 else "are"
     return (
         f"note: {count} of {len(flags)} row{'s' * (len(flags) != 1)} {verb} outside the "
-        "training data: see the flags column"
+        "training data: see the domain_flags column"
     )
 
 
@@ -101,7 +101,7 @@ def missing_summary(parsed: Parsed) -> str | None:
     verb = "has" if count == 1 else "have"
     return (
         f"note: {count} of {len(parsed)} row{'s' * (len(parsed) != 1)} {verb} a value not measured, "
-        "scored as the flags say; how such patients' probabilities held at a hospital the "
+        "scored as domain_flags says; how such patients' probabilities held at a hospital the "
         "model never saw: docs/sites.md"
     )
 

@@ -21,9 +21,6 @@ from topoxai.errors import DataError
 FORMAT_VERSION = 3
 SPEC_FILE = "preprocess.json"  # beside the processed splits, and in the model folder
 MISSING_MODES = ("drop", "impute", "indicator")
-# The index name of rows that came as a JSON array of records (topoxai.serve): a message
-# names "record 3", not a line of a file.
-RECORD = "record"
 # How a missing value is written in a numeric cell besides an empty one (pandas writes NaN).
 MISSING_WORDS = ("nan",)
 
@@ -64,10 +61,18 @@ class Preprocessor:
     medians: list[float]
     modes: list[str]
     indicators: list[str]
+    # The classes as a person reads them (data.class_names), or None: the labels themselves.
+    # Absent from specs written before it: the labels.
+    class_names: list[str] | None = None
 
     @property
     def positive_class(self) -> Any:
         return self.classes[1]
+
+    @property
+    def names(self) -> list[str]:
+        """The classes as output for people names them: `class_names`, else the labels."""
+        return list(self.class_names) if self.class_names else [str(c) for c in self.classes]
 
     @property
     def feature_names(self) -> list[str]:
@@ -160,6 +165,7 @@ def fit_preprocessor(
     positive_class: Any = None,
     not_measured: list[str] | tuple[str, ...] = (),
     missing: str = "impute",
+    class_names: tuple[str, str] | None = None,
 ) -> Preprocessor:
     """Learn means, scales, categories, ranges and fill values from the training rows only
     (their measured values: a missing one informs none of them)."""
@@ -198,6 +204,7 @@ def fit_preprocessor(
         modes=[_most_frequent(c) for c in categories],
         # Only where the training rows had a missing value: a constant 0 column teaches nothing.
         indicators=missed if missing == "indicator" else [],
+        class_names=list(class_names) if class_names else None,
     )
 
 
@@ -331,7 +338,7 @@ def numeric_block(
                 what = f"{cell:g}"
             else:
                 what = f"{cell!r}"
-            raise DataError(f"column {column}, {line_of(frame, i)}: {what} is not a number")
+            raise DataError(f"column {column}, {row_of(frame, i)}: {what} is not a number")
         out[:, j] = values
     return out
 
@@ -381,7 +388,7 @@ def categorical_codes(
         codes = np.where(empty, -1, codes)
     elif empty.any():
         i = int(np.argmax(empty))
-        raise DataError(f"column {column}, {line_of(frame, i)}: an empty value")
+        raise DataError(f"column {column}, {row_of(frame, i)}: an empty value")
     return codes, text
 
 
@@ -405,13 +412,10 @@ SPELLINGS_CACHED = 64
 _spelled = functools.lru_cache(maxsize=4096)(_spell)
 
 
-def line_of(frame: pd.DataFrame, position: int) -> str:
-    """Where a row came from: frames read from CSV keep the default index, so line = index +
-    2; rows sent as JSON records (an index named RECORD) are counted from 0, as JSON counts;
-    a frame indexed otherwise (patient IDs, say, in the Python API) names the row's label."""
-    label = frame.index[position]
-    if frame.index.name == RECORD:
-        return f"record {label}"
-    if isinstance(frame.index, pd.RangeIndex) or isinstance(label, int | np.integer):
-        return f"line {label + 2}"
-    return f"row {label!r}"
+def row_of(frame: pd.DataFrame, position: int) -> str:
+    """Where a row came from, as `topoxai predict` numbers its output rows: "row N", counted
+    from 1 at the first row after a CSV's header or the first record of a JSON array. A frame
+    indexed otherwise (patient IDs, say, in the Python API) names the row's label."""
+    if isinstance(frame.index, pd.RangeIndex):
+        return f"row {position + 1}"
+    return f"row {frame.index[position]!r}"

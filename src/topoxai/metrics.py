@@ -1,4 +1,4 @@
-"""Test-split metrics, the plots DVC draws from them, and the reference baselines."""
+"""Test-split metrics, the plots DVC draws from them, and the baseline models."""
 
 from typing import Any
 
@@ -232,7 +232,7 @@ def baselines(
 
 
 def baseline_models(seed: int) -> dict[str, Any]:
-    """The reference models, unfitted: logistic regression and gradient-boosted trees."""
+    """The baseline models, unfitted: logistic regression and gradient-boosted trees."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 

@@ -24,16 +24,17 @@ function fill(list, items) {
   }));
 }
 
-function show(row) {
+function show(row, reference) {
   const p = row[`P(${model.target}=${model.positive})`];
   $("probability").textContent = `${(100 * p).toFixed(1)}%`;
-  $("prediction").textContent = `${model.target}=${row.prediction}`;
+  $("prediction").textContent = model.names[row.prediction] || String(row.prediction);
   $("set").textContent = "set" in row ? model.sets[row.set] || row.set : "not calibrated";
   $("ood").textContent = "ood_p_value" in row
     ? `${row.ood_p_value.toFixed(3)}${row.ood_flag ? " (below 0.05: unlike the training patients)" : ""}`
     : "not calibrated";
-  fill($("flags"), row.flags ? row.flags.split("; ") : ["none: every value is inside the training data"]);
-  $("baseline").textContent = `${(100 * row.baseline_probability).toFixed(1)}%`;
+  fill($("flags"), row.domain_flags ? row.domain_flags.split("; ")
+    : ["none: every value is inside the training data"]);
+  $("reference").textContent = `${(100 * reference).toFixed(1)}%`;
   const rows = [];
   for (let k = 1; `top${k}_feature` in row; k++) {
     const tr = document.createElement("tr");
@@ -61,7 +62,7 @@ form.addEventListener("submit", async (event) => {
     });
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.error || response.statusText);
-    show(answer.predictions[0]);
+    show(answer.predictions[0], answer.reference_probability);
     fill($("notes"), answer.notes);
     $("result").hidden = false;
   } catch (err) {

@@ -59,7 +59,8 @@ def inputs(spec: Preprocessor) -> list[dict[str, Any]]:
 
 def html(model: Model, *, token_wanted: bool) -> str:
     spec = model.spec
-    negative, positive = (str(c) for c in spec.classes)
+    positive = str(spec.positive_class)
+    negative_name, positive_name = spec.names
     columns = inputs(spec)
     fields = "\n".join(_field(i) for i in columns)
     if token_wanted:
@@ -71,11 +72,11 @@ def html(model: Model, *, token_wanted: bool) -> str:
         )
     level = (model.card.get("conformal") or {}).get("level")
     # What each conformal set means, in words, keyed by predict's text for it.
-    sets = describe(np.array([[0, 0], [0, 1], [1, 0], [1, 1]]), spec.classes).tolist()
+    sets = describe(np.array([[0, 0], [0, 1], [1, 0], [1, 1]]), spec.names).tolist()
     words = [
         "neither class: this patient is unlike those the set was calibrated on",
-        f"{spec.target}={positive} only",
-        f"{spec.target}={negative} only",
+        f"{positive_name} only",
+        f"{negative_name} only",
         "either class: the model cannot tell which at this level",
     ]
     data = {
@@ -83,6 +84,7 @@ def html(model: Model, *, token_wanted: bool) -> str:
         "positive": positive,
         "level": level,
         "sets": dict(zip(sets, words)),
+        "names": {str(c): name for c, name in zip(spec.classes, spec.names)},
         "columns": [i["name"] for i in columns],
         "numeric": spec.numeric,
     }
@@ -99,7 +101,8 @@ def html(model: Model, *, token_wanted: bool) -> str:
 <body>
 <main>
 <h1>Score one patient</h1>
-<p>The probability of {escape(spec.target)}={escape(positive)} from a research model
+<p>The probability of {escape(positive_name)} ({escape(spec.target)}={escape(positive)})
+from a research model
 (topoxai); not a diagnosis. Leave a value empty if it was not measured.</p>
 <form id="patient" novalidate>
 {fields}
@@ -115,7 +118,7 @@ def html(model: Model, *, token_wanted: bool) -> str:
 <h3>Flags</h3>
 <ul id="flags"></ul>
 <h3>What moved the probability most</h3>
-<p>From <span id="baseline"></span> for the baseline patient (numbers at their training
+<p>From <span id="reference"></span> for the reference patient (numbers at their training
 means, categories an even mix):</p>
 <table><thead><tr><th scope="col">Feature</th><th scope="col">Value</th>
 <th scope="col">Contribution</th></tr></thead><tbody id="contributions"></tbody></table>

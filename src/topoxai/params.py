@@ -39,6 +39,9 @@ class DataParams:
     # category), or impute it and add a 0/1 column saying it was missing.
     missing: Literal["drop", "impute", "indicator"]
     split: tuple[float, float, float]
+    # The negative and the positive class as a person reads them ("{heart disease}", not
+    # "{1}"); None: the labels themselves.
+    class_names: tuple[str, str] | None = None
 
     @property
     def positive_label(self) -> str | int | None:
@@ -67,6 +70,8 @@ class DataParams:
             raise ParamsError(
                 f"data.not_measured: {overlap[0]} is categorical; list numeric columns"
             )
+        if self.class_names is not None:
+            _check_class_names(self.class_names)
         if self.target in self.drop:
             raise ParamsError(f"data.drop: {self.target} is data.target; it cannot be dropped")
         if self.site is not None and self.site in (
@@ -275,6 +280,17 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         return parse(Params, raw, "")
     except ParamsError as err:
         raise ParamsError(f"{path}: {err}") from None
+
+
+def _check_class_names(names: tuple[str, ...]) -> None:
+    """Two distinct names, each readable inside a conformal set's braces."""
+    for name in names:
+        if not name.strip() or any(c in name for c in "{},\r\n"):
+            raise ParamsError(
+                f"data.class_names: {name!r} must be text without braces, commas or line breaks"
+            )
+    if names[0] == names[1]:
+        raise ParamsError(f"data.class_names: both classes are named {names[0]!r}")
 
 
 def parse(cls: type, raw: Any, prefix: str) -> Any:

@@ -13,13 +13,14 @@ import torch
 
 from topoxai import attribution, conformal, domain, ood
 from topoxai.artifacts import Model, ModelError, load_model
+from topoxai.cli import DIGITS
 from topoxai.data import read_table
 from topoxai.errors import DataError, UserError
-from topoxai.features import Parsed, Preprocessor, categorical_codes, line_of, per_row
+from topoxai.features import Parsed, Preprocessor, categorical_codes, per_row, row_of
 from topoxai.model import chunked_logits
 
 # Integrated-gradient steps per row. On the default model's 918 rows, the contributions add
-# up to probability - baseline within 0.003 (0.002 at the explain stage's 50 steps, 0.007
+# up to probability - reference's within 0.003 (0.002 at the explain stage's 50 steps, 0.007
 # at 16); the cost is linear in steps, and 32 keeps 10,000 rows within 30 s on 2 cores.
 STEPS = 32
 # Contributions are written to 4 decimals: the quadrature's error is in the third.
@@ -82,7 +83,7 @@ def predict_columns(
     if not np.isfinite(probability).all():
         i = int(np.argmax(~np.isfinite(probability)))
         raise ModelError(
-            f"{line_of(frame, i)}: the model's output is not a number "
+            f"{row_of(frame, i)}: the model's output is not a number "
             f"({flags[i] or 'the weights or the values are out of float range'})"
         )
     if update := model.card.get("update"):
@@ -102,7 +103,7 @@ def predict_columns(
     }
     if model.conformal is not None:  # absent from folders trained before conformal sets
         p_values = model.conformal.p_values(np.stack([1 - probability, probability], axis=1))
-        columns["set"] = conformal.describe(model.conformal.sets(p_values), spec.classes)
+        columns["set"] = conformal.describe(model.conformal.sets(p_values), spec.names)
         for c, name in enumerate(spec.classes):
             columns[f"p_value({spec.target}={name})"] = p_values[:, c]
     if model.ood is not None:  # absent from folders trained before the ood score
@@ -117,7 +118,8 @@ def predict_columns(
                 f"(ood) p-value below {ood.ALPHA:g}: features unlike the training patients' "
                 "(about 1 in 20 patients like them is flagged too): see ood_flag"
             )
-    columns["flags"] = flags
+    # Not "flags": a frame's column of that name hides behind pandas' DataFrame.flags.
+    columns["domain_flags"] = flags
     return columns
 
 
@@ -138,11 +140,11 @@ def probability_column(spec: Preprocessor) -> str:
 def explain_rows(
     model: Model, frame: pd.DataFrame, *, steps: int = STEPS, warn: bool = True
 ) -> pd.DataFrame:
-    """Each raw feature's signed contribution to each row's probability, from the baseline.
+    """Each raw feature's signed contribution to each row's probability, from the reference.
 
     Integrated gradients of the probability, summed over a categorical's one-hot columns,
-    measured from `attribution.even_baseline` (numerics at the training mean, categoricals
-    an even mix); per row they add up to probability - `baseline_probability(model)`.
+    measured from `attribution.even_reference` (numerics at the training mean, categoricals
+    an even mix); per row they add up to probability - `reference_probability(model)`.
     One column per raw feature, in the model's order, with the frame's index.
     """
     if steps < 1:
@@ -153,7 +155,7 @@ def explain_rows(
     ig = attribution.integrated_gradients(
         attribution.positive_probability(model.net),
         features,
-        attribution.even_baseline(spec),
+        attribution.even_reference(spec),
         steps,
         progress=len(features) >= LARGE_EXPLAIN,
     )
@@ -162,12 +164,30 @@ def explain_rows(
     )
 
 
-def baseline_probability(model: Model) -> float:
-    """The model's probability at the baseline that `explain_rows` measures from."""
-    baseline = attribution.even_baseline(model.spec)
+def reference_probability(model: Model) -> float:
+    """The model's probability at the reference patient that `explain_rows` measures from."""
+    reference = attribution.even_reference(model.spec)
     with torch.no_grad():
         net = attribution.positive_probability(model.net)
-        return float(net(torch.as_tensor(baseline, dtype=torch.float32)).double().item())
+        return float(net(torch.as_tensor(reference, dtype=torch.float32)).double().item())
+
+
+def reference_note(model: Model, probability: float) -> str:
+    """What `--explain`'s contributions are measured from, once for all rows."""
+    return (
+        f"note: contributions are measured from the reference patient (numbers at their "
+        f"training means, categories an even mix), whose {probability_column(model.spec)} is "
+        f"{probability:.{DIGITS}f}: a row's contributions add up to its probability minus that"
+    )
+
+
+def digits_of(text: str, option: str = "--digits") -> int | None:
+    """`--digits`: a number of decimals from 0 to 17, or "all" (None: as computed)."""
+    if text == "all":
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) > 17:
+        raise UserError(f"{option} must be a whole number from 0 to 17, or all (got {text!r})")
+    return int(text)
 
 
 def top_columns(
@@ -211,16 +231,22 @@ def predict_csv(
     id_columns: list[str] | None = None,
     explain: int | None = None,
     strict: bool = False,
+    digits: int | None = DIGITS,
 ) -> pd.DataFrame:
     """Read a CSV of raw rows (`-` for stdin) and return what `topoxai predict` writes
     (`table_columns`) as a frame."""
     model = load_model(model_dir)
     frame = read_rows(source, model)
-    return pd.DataFrame(
-        table_columns(
-            model, frame, threshold=threshold, id_columns=id_columns, explain=explain, strict=strict
-        )
+    table = table_columns(
+        model,
+        frame,
+        threshold=threshold,
+        id_columns=id_columns,
+        explain=explain,
+        strict=strict,
+        digits=digits,
     )
+    return pd.DataFrame(table)
 
 
 def table_columns(
@@ -232,9 +258,12 @@ def table_columns(
     explain: int | None = None,
     strict: bool = False,
     notes: list[str] | None = None,
+    digits: int | None = DIGITS,
 ) -> dict[str, Any]:
-    """The columns `topoxai predict` writes, by name: id columns (or `row`), predictions,
-    then, with `explain=N`, the baseline's probability and each row's N top contributions.
+    """The columns `topoxai predict` writes, by name: id columns (or `row`, counted from 1
+    as `features.row_of` counts), `predict_columns` with probabilities and p-values rounded
+    to `digits` decimals (None: as computed; the prediction is made before rounding), then,
+    with `explain=N`, each row's N top contributions; `reference_note` goes to the notes.
 
     Columns, not a frame: a served row's answer is a few values, and building a frame of
     them costs more than scoring it.
@@ -248,26 +277,35 @@ def table_columns(
     if id_columns and (clash := [c for c in id_columns if c in _output_names(model, explain)]):
         # A CSV with two columns of one name is read back wrongly.
         raise UserError(f"--id {clash[0]}: the output has a column of that name already")
-    ids = (
-        {c: frame[c].array for c in id_columns} if id_columns else {"row": np.asarray(frame.index)}
-    )
+    ids = {c: frame[c].array for c in id_columns} if id_columns else {"row": _numbers(frame)}
     table = ids | predict_columns(model, frame, threshold=threshold, strict=strict, notes=notes)
+    if digits is not None:
+        for name, values in table.items():
+            if values.dtype == np.float64 and name not in ids:
+                table[name] = values.round(digits)
     if explain is not None:
         contributions = explain_rows(model, frame, warn=False)  # predict gave the notes
-        table["baseline_probability"] = np.full(len(frame), baseline_probability(model))
+        _teller(True, notes)(reference_note(model, reference_probability(model)))
         table |= top_columns(contributions, frame, model, explain)
     return table
 
 
+def _numbers(frame: pd.DataFrame) -> np.ndarray:
+    # features.row_of's numbers, so that an error's "row 3" is the output's row 3.
+    if isinstance(frame.index, pd.RangeIndex):
+        return np.arange(1, len(frame) + 1)
+    return np.asarray(frame.index)
+
+
 def _output_names(model: Model, explain: int | None) -> list[str]:
     spec = model.spec
-    names = [probability_column(spec), "prediction", "flags"]
+    names = [probability_column(spec), "prediction", "domain_flags"]
     if model.conformal is not None:
         names += ["set", *(f"p_value({spec.target}={c})" for c in spec.classes)]
     if model.ood is not None:
         names += ["ood_p_value", "ood_flag"]
     if explain is not None:
-        names += ["baseline_probability", "other_contribution"]
+        names += ["other_contribution"]
         names += [
             f"top{k}_{w}"
             for k in range(1, explain + 1)

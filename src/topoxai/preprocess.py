@@ -37,6 +37,7 @@ def preprocess(params: DataParams, *, seed: int, raw: Path, out: Path) -> dict[s
         positive_class=params.positive_label,
         not_measured=params.not_measured,
         missing=params.missing,
+        class_names=params.class_names,
     )
     with atomic_dir(out) as tmp:
         for name, part in parts.items():

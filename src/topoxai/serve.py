@@ -32,8 +32,7 @@ from topoxai.artifacts import Model, load_model
 from topoxai.cli import MAX_BODY, TOKEN_ENV
 from topoxai.data import read_table
 from topoxai.errors import UserError
-from topoxai.features import RECORD
-from topoxai.predict import csv_text, table_columns
+from topoxai.predict import DIGITS, csv_text, digits_of, reference_probability, table_columns
 
 HOST, PORT = "127.0.0.1", 8000
 # Bodies of at most this many bytes (a few dozen rows) are scored on the event loop (see
@@ -55,7 +54,13 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
     )
     inputs = [*model.spec.numeric, *model.spec.categorical]
     # What GET / and GET /model answer depends on the model alone: built once, here.
-    described = {"topoxai": version(), **model.card, "inputs": page.inputs(model.spec)}
+    reference = reference_probability(model)
+    described = {
+        "topoxai": version(),
+        **model.card,
+        "inputs": page.inputs(model.spec),
+        "reference_probability": reference,
+    }
     form_html = page.html(model, token_wanted=token is not None)
 
     def authorized(request: Request) -> None:
@@ -94,6 +99,9 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
         threshold: Annotated[float, Query(ge=0, le=1)] = 0.5,
         strict: Annotated[bool, Query(description="refuse rows outside the training data")] = False,
         id: Annotated[list[str] | None, Query(description="input columns to copy")] = None,
+        digits: Annotated[
+            str, Query(description="decimals of probabilities and p-values, 0-17, or all")
+        ] = str(DIGITS),
     ) -> Response:
         """Score rows: a JSON array of records, or a CSV body (Content-Type: text/csv).
 
@@ -101,6 +109,7 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
         with `Accept: text/csv`, the CSV that `topoxai predict` writes, byte for byte.
         """
         kind = _content_type(request)
+        decimals = digits_of(digits, "query parameter digits")  # a UserError: 422
         body = await _body(request, max_body)
         notes: list[str] = []
 
@@ -115,6 +124,7 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
                 explain=top if explain else None,
                 strict=strict,
                 notes=notes,
+                digits=decimals,
             )
 
         # A row or a few take a millisecond or two: scored on the event loop, as a hop to a
@@ -124,7 +134,9 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
         if CSV_TYPE in request.headers.get("accept", ""):
             text = csv_text(pd.DataFrame(table))
             return Response(text, media_type=CSV_TYPE)
-        answer = {"predictions": _records(table), "notes": notes}
+        answer: dict[str, Any] = {"predictions": _records(table), "notes": notes}
+        if explain:  # what the contributions are measured from, once, not in every row
+            answer["reference_probability"] = round(reference, 17 if decimals is None else decimals)
         return Response(json.dumps(answer, allow_nan=False), media_type=JSON_TYPE)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -207,19 +219,17 @@ def _rows(body: bytes, kind: str, inputs: list[str], ids: list[str], model: Mode
         raise RequestError(422, "send a JSON array of records, one object per patient")
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise RequestError(422, f"record {i}: not an object of column: value")
-        _check_columns(list(record), inputs, ids, f"record {i}")
+            raise RequestError(422, f"row {i + 1}: not an object of column: value")
+        _check_columns(list(record), inputs, ids, f"row {i + 1}")
         for column, value in record.items():
             if not _cell(value):
                 raise RequestError(
                     422,
-                    f"record {i}, column {column}: {json.dumps(value)[:40]} is not a number, "
+                    f"row {i + 1}, column {column}: {json.dumps(value)[:40]} is not a number, "
                     "text or null (null: not measured)",
                 )
     columns = [*inputs, *(c for c in ids if c not in inputs)]
-    frame = pd.DataFrame({c: [record[c] for record in records] for c in columns})
-    frame.index.name = RECORD  # messages name "record 3", as JSON counts
-    return frame
+    return pd.DataFrame({c: [record[c] for record in records] for c in columns})
 
 
 def _json(body: bytes) -> Any:

@@ -94,7 +94,7 @@ def train(
         test_ci = metric_intervals(
             y_test.numpy(), proba, level=level, resamples=params.test_resamples, seed=seed
         )
-        reference = baselines(*splits["train"][:2], *splits["test"][:2], seed=seed)
+        baseline = baselines(*splits["train"][:2], *splits["test"][:2], seed=seed)
 
     # Written to a temporary sibling and renamed at the end: a failure leaves no half folder.
     with atomic_dir(live_dir) as live_tmp:
@@ -113,7 +113,7 @@ def train(
             live.summary["epochs"] = fitted.epochs
             live.summary["test"] = test
             live.summary["test_interval"] = test_ci
-            live.summary["baseline"] = reference
+            live.summary["baseline"] = baseline
             _log_test_plots(live, y_test.numpy(), proba, spec)
             rows = splits["test"][2]
             _write_predictions(live_tmp / "test_predictions.csv", rows, y_test.numpy(), proba)
@@ -125,6 +125,7 @@ def train(
             "classes": spec.classes,
             # predict's probability column, P(<target>=<positive_class>), is this class's
             "positive_class": spec.positive_class,
+            "class_names": spec.names,  # as the set column and the page name the classes
             "feature_names": spec.feature_names,
             "metrics": {"test": test},
             "conformal": {
@@ -157,8 +158,8 @@ def train(
             ood=distance,
         )
     print(f"test: {test}")
-    print(f"baselines: {reference}")
-    return TrainResult(history, test, reference, card)
+    print(f"baselines: {baseline}")
+    return TrainResult(history, test, baseline, card)
 
 
 def _log_test_plots(live: Live, y: np.ndarray, proba: np.ndarray, spec: Preprocessor) -> None:

@@ -28,7 +28,7 @@ def labels(frame: pd.DataFrame, spec: Any, source: str) -> np.ndarray:
         )
     if frame[spec.target].isna().any():
         i = int(np.argmax(frame[spec.target].isna().to_numpy()))
-        raise DataError(f"{source}: column {spec.target}, line {i + 2}: an empty target value")
+        raise DataError(f"{source}: column {spec.target}, row {i + 1}: an empty target value")
     return spec.encode_target(frame)
 
 

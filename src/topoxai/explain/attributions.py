@@ -23,7 +23,7 @@ def attribution_report(
     # be a patient with no category at all in every one-hot group).
     model = attribution.positive_probability(inputs.trained)
     # integrated_gradients takes the rows in chunks itself: memory stays bounded.
-    ig = attribution.integrated_gradients(model, x, inputs.rows.baseline, params.ig_steps)
+    ig = attribution.integrated_gradients(model, x, inputs.rows.reference, params.ig_steps)
     scores = {
         "integrated_gradients": attribution.group_attributions(ig, columns),
         "permutation": attribution.permutation_importance(

@@ -27,7 +27,7 @@ class Sample:
     test: np.ndarray  # Mapper and attributions: float64 features of sampled test rows
     test_labels: np.ndarray
     test_rows: np.ndarray  # the test rows' numbers in the raw CSV
-    baseline: np.ndarray  # integrated gradients' baseline: the mean of every training row
+    reference: np.ndarray  # integrated gradients' reference point: the mean training row
     record: dict[str, Any]  # rows available and used, and the seed: written to the metrics
 
 
@@ -68,7 +68,7 @@ def draw(data_dir: Path, *, max_points: int, max_test_rows: int, seed: int) -> S
         test=test_x[tested].astype(np.float64),
         test_labels=test_y[tested],
         test_rows=test_rows[tested],
-        baseline=splits["train"][0].astype(np.float64).mean(axis=0, keepdims=True),
+        reference=splits["train"][0].astype(np.float64).mean(axis=0, keepdims=True),
         record=record,
     )
 
