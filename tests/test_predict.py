@@ -657,15 +657,13 @@ def test_ids_that_would_repeat_an_output_column_are_refused(small_run, raw_test_
 def test_the_output_names_the_ids_are_checked_against_are_the_outputs(
     small_run, raw_test_rows, tmp_path
 ):
-    from topoxai.predict import _output_names, predict_csv
+    from topoxai.predict import _output_names, table_columns
 
     rows, _ = raw_test_rows
     model = load_model(small_run / "models")
     for explain in (None, 2):
-        path = tmp_path / f"two_{explain}.csv"
-        rows.head(2).to_csv(path, index=False)
-        table = predict_csv(small_run / "models", path, explain=explain)
-        assert sorted(table.columns[1:]) == sorted(_output_names(model, explain))
+        table = table_columns(model, rows.head(2), explain=explain, notes=[])
+        assert sorted(list(table)[1:]) == sorted(_output_names(model, explain))
 
 
 def test_a_forged_header_over_too_little_data_is_refused_before_allocating(

@@ -230,8 +230,11 @@ def _flatten(card: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from topoxai.artifacts import load_model
     from topoxai.files import write_text
-    from topoxai.predict import csv_text, digits_of, predict_csv
+    from topoxai.predict import csv_text, digits_of, probability_column, read_rows, table_columns
 
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold must be in [0, 1] (got {args.threshold:g})")
@@ -239,15 +242,17 @@ def _predict(args: argparse.Namespace) -> None:
         raise UserError("--top needs --explain")
     explain = (TOP if args.top is None else args.top) if args.explain else None
     digits = digits_of(args.digits)
-    table = predict_csv(
-        args.model,
-        args.input,
+    model = load_model(args.model)
+    columns = table_columns(
+        model,
+        read_rows(args.input, model),
         threshold=args.threshold,
         id_columns=args.ids,
         explain=explain,
         strict=args.strict,
         digits=digits,
     )
+    table = pd.DataFrame(columns)
     # Opened in spreadsheets: no cell that echoes the input may run as a formula there.
     text = csv_text(table)
     if args.output == "-":
@@ -258,8 +263,10 @@ def _predict(args: argparse.Namespace) -> None:
     except OSError as err:
         raise UserError(f"{args.output}: cannot write it ({err.strerror})") from None
     rows = f"{len(table)} row" + ("" if len(table) == 1 else "s")
-    probability = table.columns[len(args.ids or ["row"])]  # P(<target>=<positive class>)
-    positive = int((table[probability] >= args.threshold).sum())
+    # Counted from the predictions, made before rounding: a probability of 0.49996 is
+    # written 0.5 under the default threshold, and is no positive.
+    positive = int((columns["prediction"] == model.spec.positive_class).sum())
+    probability = probability_column(model.spec)
     print(
         f"scored {rows}: {positive} positive ({probability} >= {args.threshold:g}); "
         f"wrote {args.output}",

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from topoxai import attribution, conformal, domain, ood
-from topoxai.artifacts import Model, ModelError, load_model
+from topoxai.artifacts import Model, ModelError
 from topoxai.cli import DIGITS
 from topoxai.data import read_table
 from topoxai.errors import DataError, UserError
@@ -221,32 +221,6 @@ def _categories_or_empty(frame: pd.DataFrame, column: str) -> np.ndarray:
     # The row's category as the model reads it; "" where it is missing.
     codes, text = categorical_codes(frame, column, missing_ok=True)
     return per_row(codes, text, "")
-
-
-def predict_csv(
-    model_dir: str | Path,
-    source: str | Path,
-    *,
-    threshold: float = 0.5,
-    id_columns: list[str] | None = None,
-    explain: int | None = None,
-    strict: bool = False,
-    digits: int | None = DIGITS,
-) -> pd.DataFrame:
-    """Read a CSV of raw rows (`-` for stdin) and return what `topoxai predict` writes
-    (`table_columns`) as a frame."""
-    model = load_model(model_dir)
-    frame = read_rows(source, model)
-    table = table_columns(
-        model,
-        frame,
-        threshold=threshold,
-        id_columns=id_columns,
-        explain=explain,
-        strict=strict,
-        digits=digits,
-    )
-    return pd.DataFrame(table)
 
 
 def table_columns(
