@@ -111,6 +111,8 @@ def test_stdin_stdout_ids_and_threshold(small_run, raw_test_rows):
     assert result.returncode == 0, result.stderr
     out = pd.read_csv(io.StringIO(result.stdout))
     assert out["patient"].tolist() == list("abcde")
+    # Copied, so not among the columns the note says are ignored.
+    assert "note: ignoring columns not used by the model: HeartDisease, hospital\n" in result.stderr
     assert out["prediction"].tolist() == [1] * 5  # threshold 0: everything is positive
     assert (out[P] - expected["probability"].head(5)).abs().max() < 1e-6
 
@@ -481,7 +483,7 @@ def test_flagged_rows_are_scored_and_strict_refuses_them(small_run, raw_test_row
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         f"error: row 2: Cholesterol=0: not measured, scored as {median:.15g} (the training "
-        "median) (strict: every row must be inside the training data)"
+        "median) (strict: no row may have a domain flag)"
     )
     assert not target.exists()
     with pytest.raises(DataError, match="row 2: Cholesterol=0"):
@@ -622,6 +624,21 @@ def test_a_line_break_in_a_cell_keeps_each_patient_one_row(small_run, raw_test_r
     assert [row[0] for row in read[1:]] == ["'" + i if i.startswith("=") else i for i in ids]
     for row in read[1:]:  # each in a quoted cell
         assert f'"{row[0]}",' in text
+
+
+def test_a_frame_indexed_by_numbers_names_them_and_the_default_index_counts_from_1(
+    small_run, raw_test_rows
+):
+    rows, _ = raw_test_rows
+    model = load_model(small_run / "models")
+    frame = rows.head(3).astype({"Age": float})
+    frame.loc[1, "Age"] = 120.0
+    with pytest.raises(DataError, match=r"^row 2: Age=120: outside"):
+        predict_frame(model, frame, strict=True)  # the default index: counted from 1
+    with pytest.raises(DataError, match=r"^row 20: Age=120: outside"):
+        predict_frame(model, frame.set_axis([10, 20, 30]), strict=True)  # labels, as written
+    with pytest.raises(DataError, match=r"^row 11: Age=120: outside"):
+        predict_frame(model, frame.set_axis(pd.RangeIndex(10, 13)), strict=True)
 
 
 def test_a_frame_indexed_by_patient_names_its_rows(small_run, raw_test_rows):

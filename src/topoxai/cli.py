@@ -1,4 +1,5 @@
-"""The `topoxai` command."""
+"""topoxai: score patients with a trained model (predict, serve, show, update), and check the
+pipeline's runs (results, verify, check-params, repro). Docs: README.md and docs/."""
 
 import argparse
 import sys
@@ -24,19 +25,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="topoxai", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("predict", help="score raw patient rows with a trained model")
+    p = commands.add_parser(
+        "predict",
+        help="score raw patient rows with a trained model",
+        description="Score a CSV of patients (the data's own columns) with a model folder: "
+        "each row's probability, prediction, conformal set, p-values, out-of-distribution "
+        "p-value and domain flags, as CSV. Every column: docs/use.md.",
+    )
     p.add_argument(
         "--model", type=Path, default=Path("models"), help="model folder (default: models)"
     )
     p.add_argument("--input", required=True, help="CSV with the raw columns; - reads stdin")
     p.add_argument("--output", default="-", help="CSV to write; - (default) writes stdout")
     p.add_argument(
-        "--threshold", type=float, default=0.5, help="predict the positive class at >= (0.5)"
-    )
+        "--threshold", type=float, default=0.5,
+        help="predict the positive class when its probability is at least this (default 0.5)",
+    )  # fmt: skip
     p.add_argument(
         "--strict", action="store_true",
-        help="refuse the input, writing nothing, if any row is outside the training data "
-        "(see the domain_flags column)",
+        help="refuse the input, writing nothing, if any row has a domain flag: a value out of "
+        "the training range, an unseen category or a value not measured (docs/use.md)",
     )  # fmt: skip
     p.add_argument(
         "--id", action="append", dest="ids", metavar="COLUMN",

@@ -412,10 +412,18 @@ SPELLINGS_CACHED = 64
 _spelled = functools.lru_cache(maxsize=4096)(_spell)
 
 
+def counted(frame: pd.DataFrame) -> bool:
+    """Whether the frame's rows are named by their count from 1 (its index is the default
+    0, 1, 2...: a file's rows, or a request's), rather than by their index labels."""
+    return isinstance(frame.index, pd.RangeIndex) and frame.index.equals(pd.RangeIndex(len(frame)))
+
+
 def row_of(frame: pd.DataFrame, position: int) -> str:
     """Where a row came from, as `topoxai predict` numbers its output rows: "row N", counted
-    from 1 at the first row after a CSV's header or the first record of a JSON array. A frame
-    indexed otherwise (patient IDs, say, in the Python API) names the row's label."""
-    if isinstance(frame.index, pd.RangeIndex):
+    from 1 at the first row after a CSV's header or the first record of a JSON array (and
+    the first row of a frame with the default index, in the Python API). A frame indexed
+    otherwise (patient IDs, say) names the row's label: "row 'p1'", "row 20"."""
+    if counted(frame):
         return f"row {position + 1}"
-    return f"row {frame.index[position]!r}"
+    label = frame.index[position]
+    return f"row {label!r}" if isinstance(label, str) else f"row {label}"

@@ -16,7 +16,7 @@ from topoxai.artifacts import Model, ModelError
 from topoxai.cli import DIGITS
 from topoxai.data import read_table
 from topoxai.errors import DataError, UserError
-from topoxai.features import Parsed, Preprocessor, categorical_codes, per_row, row_of
+from topoxai.features import Parsed, Preprocessor, categorical_codes, counted, per_row, row_of
 from topoxai.model import chunked_logits
 
 # Integrated-gradient steps per row. On the default model's 918 rows, the contributions add
@@ -77,7 +77,7 @@ def predict_columns(
     parsed = _parse(model, frame, tell=tell)  # once, for the features and the flags
     flags = domain.flags_of(spec, parsed)
     if strict and (first := domain.first_flag(frame, flags)):
-        raise DataError(f"{first} (strict: every row must be inside the training data)")
+        raise DataError(f"{first} (strict: no row may have a domain flag)")
     features = torch.as_tensor(spec.features(parsed), dtype=torch.float32)
     probability = positive_probability(model, features, progress=len(features) >= LARGE)
     if not np.isfinite(probability).all():
@@ -252,7 +252,10 @@ def table_columns(
         # A CSV with two columns of one name is read back wrongly.
         raise UserError(f"--id {clash[0]}: the output has a column of that name already")
     ids = {c: frame[c].array for c in id_columns} if id_columns else {"row": _numbers(frame)}
-    table = ids | predict_columns(model, frame, threshold=threshold, strict=strict, notes=notes)
+    # An id column is copied, not ignored: predict would note it as a column it ignores.
+    used = {*model.spec.numeric, *model.spec.categorical}
+    scored = frame.drop(columns=[c for c in ids if c in frame.columns and c not in used])
+    table = ids | predict_columns(model, scored, threshold=threshold, strict=strict, notes=notes)
     if digits is not None:
         for name, values in table.items():
             if values.dtype == np.float64 and name not in ids:
@@ -266,9 +269,7 @@ def table_columns(
 
 def _numbers(frame: pd.DataFrame) -> np.ndarray:
     # features.row_of's numbers, so that an error's "row 3" is the output's row 3.
-    if isinstance(frame.index, pd.RangeIndex):
-        return np.arange(1, len(frame) + 1)
-    return np.asarray(frame.index)
+    return np.arange(1, len(frame) + 1) if counted(frame) else np.asarray(frame.index)
 
 
 def _output_names(model: Model, explain: int | None) -> list[str]:

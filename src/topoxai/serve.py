@@ -97,7 +97,9 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
         explain: Annotated[bool, Query(description="add the top contributions")] = False,
         top: Annotated[int, Query(ge=1, description="features per row with explain")] = 3,
         threshold: Annotated[float, Query(ge=0, le=1)] = 0.5,
-        strict: Annotated[bool, Query(description="refuse rows outside the training data")] = False,
+        strict: Annotated[
+            bool, Query(description="refuse the request if a row has a domain flag")
+        ] = False,
         id: Annotated[list[str] | None, Query(description="input columns to copy")] = None,
         digits: Annotated[
             str, Query(description="decimals of probabilities and p-values, 0-17, or all")
