@@ -2,8 +2,9 @@
 
 The read-out (Naitzat, Zhitnikov & Lim 2020): hop counts in the unweighted k-NN graph, the
 Vietoris-Rips complex at `explain.hops` hops, with params.yaml's own k and hops, so that a
-change of the defaults must pass here. Each shape is drawn uniformly, in the plane and
-embedded in 10-D (a random rotation plus noise of 0.01 in every coordinate), with 3 seeds.
+change of the defaults must pass here. Each shape is drawn uniformly, in the plane (or 3-D)
+and embedded in 10-D (a random rotation plus noise of 0.01 in every coordinate), with 3
+seeds. Betti numbers up to b1, and b2 where a shape has one (ripser at maxdim = 2).
 
 How many points: with the defaults (k = 14, 3 hops), every draw tried recovered a loop
 from 300 points, the annulus from 750, the disk from 450 and the nine small holes (radius
@@ -11,6 +12,12 @@ from 300 points, the annulus from 750, the disk from 450 and the nine small hole
 draws of 8 found only 8 holes: they fill in. The tests use twice the smallest (300 points
 of a loop is `explain.max_points`' default). At 2 hops, as in the paper, loops of noise
 grow with the number of points (a disk of 900 points showed 2), so the default is 3.
+
+In 3-D: two linked unit circles, each through the other's centre, read (2, 2) from 100
+points each in 8 draws of 8 (75: 5 of 8), tested at 600 each as the two circles are; a
+sphere reads b2 = 1 from 150 points in 8 draws of 8 (100: b2 = 0 in all 8), tested at 300.
+At maxdim = 2 a read costs about 20 times one at maxdim = 1 (300 points of a sphere: 0.8 s
+against 0.04 s), so the sphere is with the slow tests.
 """
 
 from pathlib import Path
@@ -44,7 +51,20 @@ def disk(n: int, rng: np.random.Generator, inner: float = 0.0, holes: float = 0.
     return found[:n]
 
 
-SHAPES = {  # name: (points, expected (b0, b1))
+def linked_circles(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Two unit circles, in the xy- and the xz-plane, each through the other's centre."""
+    a, b = rng.uniform(0, 2 * np.pi, (2, n))
+    first = np.column_stack([np.cos(a), np.sin(a), np.zeros(n)])
+    second = np.column_stack([1 + np.cos(b), np.zeros(n), np.sin(b)])
+    return np.vstack([first, second])
+
+
+def sphere(n: int, rng: np.random.Generator) -> np.ndarray:
+    points = rng.normal(size=(n, 3))
+    return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+
+SHAPES = {  # name: (points, expected (b0, b1) or (b0, b1, b2))
     "circle": (lambda rng: circle(600, rng), [1, 1]),
     "two circles": (lambda rng: np.vstack([circle(600, rng), circle(600, rng, (3, 0))]), [2, 2]),
     "figure eight": (lambda rng: np.vstack([circle(600, rng), circle(600, rng, (2, 0))]), [1, 2]),
@@ -52,9 +72,11 @@ SHAPES = {  # name: (points, expected (b0, b1))
     "disk": (lambda rng: disk(900, rng), [1, 0]),
     # 16 s a draw: with the slow tests
     "disk with 9 holes": (lambda rng: disk(6000, rng, holes=0.12), [1, 9]),
+    "two linked circles": (lambda rng: linked_circles(600, rng), [2, 2]),
+    "sphere": (lambda rng: sphere(300, rng), [1, 0, 1]),  # 1.6 s a draw: slow
 }
 CASES = [
-    pytest.param(name, marks=pytest.mark.slow) if name == "disk with 9 holes" else name
+    pytest.param(name, marks=pytest.mark.slow) if name in ("disk with 9 holes", "sphere") else name
     for name in SHAPES
 ]
 
@@ -65,12 +87,12 @@ def test_default_read_out_recovers_known_betti_numbers(name, seed):
     draw, expected = SHAPES[name]
     rng = np.random.default_rng(seed)
     plane = draw(rng)
-    rotation = ortho_group.rvs(10, random_state=seed)[:, :2]
+    rotation = ortho_group.rvs(10, random_state=seed)[:, : plane.shape[1]]
     embedded = plane @ rotation.T + rng.normal(0, 0.01, (len(plane), 10))
-    k, hops = DEFAULTS.k, DEFAULTS.hops
+    k, hops, maxdim = DEFAULTS.k, DEFAULTS.hops, len(expected) - 1
     for points in (plane, embedded):
         # Bars alive at `hops` are the same whatever range beyond it is computed.
-        assert betti_numbers(knn_persistence(points, k, hops), hops) == expected
+        assert betti_numbers(knn_persistence(points, k, hops, maxdim), hops) == expected
 
 
 def test_loops_of_one_hop_are_noise_a_filled_disk_has_them_too():
