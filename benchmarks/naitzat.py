@@ -63,7 +63,7 @@ def main() -> None:
     explain = load_params(ROOT / "params.yaml").explain
     k, hops = explain.k, explain.hops
     maxdim = 2 if dataset == "D-III" else 1
-    torch.set_num_threads(1)  # a 15-wide network: threads cost more than they give
+    torch.set_num_threads(1)  # a 15- or 25-wide network: threads cost more than they give
 
     start = time.perf_counter()
     rng = np.random.default_rng(args.seed)

@@ -4,8 +4,10 @@ Built as the authors' code builds them (topnn_framework, transformers/raw_*_gene
 with the parameters of the data files they published (data/*/*.tfrecords), read back here
 where the code's defaults differ. Each generator returns one array of points per class, in
 the authors' coordinates; `SCALE` is what their MaxAbsScaler divides by before training.
-`BETTI` holds each class's Betti numbers by construction. Arrays in, arrays out: what is
-measured on them is benchmarks/naitzat.py's business. Not part of any pipeline stage.
+`BETTI` holds each class's Betti numbers by construction. Also the paper's networks with
+a choice of activation, their training to 100% accuracy, and the Betti numbers of each
+layer, read as the explain stage reads them: what benchmarks/naitzat.py and
+benchmarks/naitzat_activations.py share. Not part of any pipeline stage.
 """
 
 import copy
@@ -33,8 +35,9 @@ DISK_CENTRES = np.vstack(
 # + (2.2, 0, 0), the other in the xz-plane about the centre, of opposite classes; the flag
 # says the class of the xy ring. Each ring is two circles, of radii 2.5 and 2.2, with every
 # coordinate of every point moved by uniform noise in [-0.7, 0.7]: a solid torus. The code's
-# default spacing is 3, but its published rings_9.tfrecords is spacing 5 (every one of its
-# 45,000 points lies within 0.7 of a circle at spacing 5, with its class; at 3, 25% do not).
+# default spacing is 3, but its published rings_9.tfrecords is spacing 5 (laid over rings
+# spaced 5, each of its 45,000 points lies within 0.72 of a circle of its own class; over
+# rings spaced 3, a quarter lie nearest a circle of the other class).
 # At 3 the rings of neighbouring pairs overlap, of both classes; at 5 every ring is 1.1 or
 # more from the others of its class, so each class is nine solid tori, (9, 9, 0).
 RING_SPACING = 5.0
@@ -65,7 +68,9 @@ SCALE = {  # the authors' MaxAbsScaler: the largest |coordinate| of each column
     "D-III": np.full(3, SPHERE_SPACING + 2.05),
 }
 POINTS = {"D-I": 1500, "D-II": 2700, "D-III": 1350}  # fresh points of class 0, by default
-HIDDEN = {"D-I": (15,) * 9, "D-II": (25,) * 9, "D-III": (25,) * 9}  # the paper's networks
+# The authors' 10_by_15 and 10_by_25 (9 hidden layers); their README trains D-II on 10_by_25,
+# and D-III is given the same here.
+HIDDEN = {"D-I": (15,) * 9, "D-II": (25,) * 9, "D-III": (25,) * 9}
 # D-II's classes come within 1-2 typical gaps between neighbours of each other: at a fixed
 # rate none of four networks tried (ReLU and tanh, two seeds each) reached 100% in 30,000
 # steps (99.88-99.95%); halved every 5,000 steps, all six tried did (the authors halve
