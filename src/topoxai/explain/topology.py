@@ -53,8 +53,8 @@ def persistence(distances: np.ndarray, max_scale: float, maxdim: int = 1) -> lis
     """Vietoris-Rips persistence diagrams in dimensions 0 to `maxdim`, up to `max_scale`.
 
     Bars still alive at `max_scale` (and between points at distance inf) end at inf.
-    Dimension 2 is left out by default: it costs minutes where dimensions 0 and 1 cost under
-    a second.
+    Dimension 2 is left out by default: at 3 hops with k = 14 it costs 7 to 20 times as much
+    (300 points of a sphere: 0.8 s against 0.04 s; D-III's 4,050: 11.5 s against 1.6 s).
     """
     result = ripser(distances, maxdim=maxdim, distance_matrix=True, thresh=max_scale)
     return [np.asarray(d, dtype=np.float64) for d in result["dgms"]]
