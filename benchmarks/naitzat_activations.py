@@ -15,8 +15,9 @@ per layer, the mean over seeds with a 95% t-interval (`stats.resampled_t`, the p
 one-sample t across independent seeds); the layer where each class first reads (1, 0); and
 the paired comparison, over the hidden layers' mean complexity and over the first layer
 where both classes read (1, 0): ReLU minus each other activation, by a paired t-test
-(interval and two-sided p) and Wilcoxon's signed-rank test (exact two-sided p; with n
-seeds its smallest possible p is 2 / 2^n, 0.0625 for 5).
+(interval and two-sided p) and Wilcoxon's signed-rank test (two-sided; scipy's default,
+exact unless differences tie or are 0; with n seeds its exact p is at least 2 / 2^n,
+0.0625 for 5).
 
 Times with `--jobs 2` on a 2-core machine shared with another engineer's test runs: D-I,
 8 seeds, 4.0 min; D-II, 5 seeds, 9.5 min (its networks train 15,000 to 30,000 steps; one
