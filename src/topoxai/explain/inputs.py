@@ -72,7 +72,8 @@ def layer_names(requested: tuple[str, ...], n_hidden: int) -> list[str]:
 
 @torch.no_grad()
 def representations(net: MLP, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every representation of the rows `x`: input, each hidden layer after ReLU, logits."""
+    """Every representation of the rows `x`: input, each hidden layer after its activation
+    (ReLU in the pipeline's MLP), logits."""
     outputs = net.eval().activations(torch.as_tensor(x))
     names = [*(f"hidden{i}" for i in range(1, len(outputs))), "logits"]
     layers = {name: out.double().numpy() for name, out in zip(names, outputs)}
