@@ -47,3 +47,11 @@ def test_dvcs_arguments_and_exit_status_pass_through(tmp_path):
     result = _repro(repo, "--force", "count")
     assert result.returncode != 0 and "failed to reproduce 'count'" in result.stderr
     assert _repro(repo, "--no-such-option").returncode != 0
+
+
+def test_outside_a_dvc_project_it_is_one_line(tmp_path):
+    result = _repro(tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "error: topoxai repro: not inside a DVC project (run it in the clone)"
+    ]

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "repro":
         from topoxai.repro import repro
 
-        sys.exit(repro(rest))
+        run_main(lambda: sys.exit(repro(rest)))
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "check-params":

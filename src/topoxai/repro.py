@@ -12,6 +12,8 @@ never passes through this stream.
 import sys
 from typing import Any, TextIO
 
+from topoxai.errors import UserError
+
 HINT = "Use `dvc push` to send your updates to remote storage."
 
 
@@ -33,11 +35,17 @@ class _Without:
 
 def repro(args: list[str]) -> int:
     """Run `dvc repro ARGS` in this process; its exit status."""
-    from dvc.cli import main
-    from dvc.repo import Repo
-
-    with Repo() as repo:
-        remotes = repo.config["remote"]
+    try:
+        from dvc.cli import main
+        from dvc.exceptions import NotDvcRepoError
+        from dvc.repo import Repo
+    except ImportError:
+        raise UserError("topoxai repro needs DVC: in a clone, make install") from None
+    try:
+        with Repo() as repo:
+            remotes = repo.config["remote"]
+    except NotDvcRepoError:
+        raise UserError("topoxai repro: not inside a DVC project (run it in the clone)") from None
     if remotes:
         return main(["repro", *args])
     stdout = sys.stdout
