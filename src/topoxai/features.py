@@ -70,6 +70,11 @@ class Preprocessor:
         return self.classes[1]
 
     @property
+    def raw_columns(self) -> list[str]:
+        """The input columns the model reads, numeric then categorical."""
+        return [*self.numeric, *self.categorical]
+
+    @property
     def names(self) -> list[str]:
         """The classes as output for people names them: `class_names`, else the labels."""
         return list(self.class_names) if self.class_names else [str(c) for c in self.classes]
@@ -81,7 +86,7 @@ class Preprocessor:
 
     def parse(self, frame: pd.DataFrame) -> Parsed:
         """The rows' numeric values and categories, and which are missing, read once."""
-        require_columns(frame, [*self.numeric, *self.categorical])
+        require_columns(frame, self.raw_columns)
         return parse_rows(frame, self.numeric, self.categorical, self.not_measured)
 
     def transform(self, frame: pd.DataFrame, dtype: type = np.float64) -> np.ndarray:

@@ -253,7 +253,7 @@ def table_columns(
         raise UserError(f"--id {clash[0]}: the output has a column of that name already")
     ids = {c: frame[c].array for c in id_columns} if id_columns else {"row": _numbers(frame)}
     # An id column is copied, not ignored: predict would note it as a column it ignores.
-    used = {*model.spec.numeric, *model.spec.categorical}
+    used = model.spec.raw_columns
     scored = frame.drop(columns=[c for c in ids if c in frame.columns and c not in used])
     table = ids | predict_columns(model, scored, threshold=threshold, strict=strict, notes=notes)
     if digits is not None:
@@ -309,7 +309,7 @@ def _parse(model: Model, frame: pd.DataFrame, *, tell: Callable[[str], None]) ->
     if frame.empty:
         raise DataError("the input has no rows")
     # Unknown categories are not noted here: they are flagged, row by row.
-    used = {*spec.numeric, *spec.categorical}
+    used = set(spec.raw_columns)
     if extra := [c for c in frame.columns if c not in used]:
         tell(f"note: ignoring columns not used by the model: {', '.join(map(str, extra))}")
     return spec.parse(frame)

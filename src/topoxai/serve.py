@@ -52,7 +52,7 @@ def create_app(model: Model, *, token: str | None = None, max_body: int = MAX_BO
         version=version(),
         description=f"Scores patients with a model of {model.spec.target}, as `topoxai predict` does.",
     )
-    inputs = [*model.spec.numeric, *model.spec.categorical]
+    inputs = model.spec.raw_columns
     # What GET / and GET /model answer depends on the model alone: built once, here.
     reference = reference_probability(model)
     described = {
