@@ -31,16 +31,21 @@ class MLP(nn.Module):
             arch["in_features"], tuple(arch["hidden"]), arch["out_features"], arch["dropout"]
         )
 
+    def activate(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden layers' activation: ReLU (explain.naitzat's networks swap it)."""
+        return torch.relu(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.hidden:
-            x = self.dropout(torch.relu(layer(x)))
+            x = self.dropout(self.activate(layer(x)))
         return self.output(x)
 
     def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Each hidden layer's output after ReLU, then the logits (for topological analysis)."""
+        """Each hidden layer's output after its activation, then the logits (for topological
+        analysis)."""
         out = []
         for layer in self.hidden:
-            x = torch.relu(layer(x))
+            x = self.activate(layer(x))
             out.append(x)
         out.append(self.output(x))
         return out

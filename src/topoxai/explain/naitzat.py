@@ -191,18 +191,8 @@ class ActivatedMLP(MLP):
         super().__init__(in_features, hidden, out_features)
         self.activation = ACTIVATIONS[activation]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.hidden:
-            x = self.activation(layer(x))
-        return self.output(x)
-
-    def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for layer in self.hidden:
-            x = self.activation(layer(x))
-            out.append(x)
-        out.append(self.output(x))
-        return out
+    def activate(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(x)
 
 
 def network(dataset: str, activation: str, seed: int) -> ActivatedMLP:
