@@ -29,10 +29,10 @@ from starlette.exceptions import HTTPException
 
 from topoxai import page, version
 from topoxai.artifacts import Model, load_model
-from topoxai.cli import MAX_BODY, TOKEN_ENV
+from topoxai.cli import DIGITS, MAX_BODY, TOKEN_ENV
 from topoxai.data import read_table
 from topoxai.errors import UserError
-from topoxai.predict import DIGITS, csv_text, digits_of, reference_probability, table_columns
+from topoxai.predict import csv_text, digits_of, reference_probability, table_columns
 
 HOST, PORT = "127.0.0.1", 8000
 # Bodies of at most this many bytes (a few dozen rows) are scored on the event loop (see
